@@ -1,0 +1,274 @@
+"""Load the scenario library: built-in data files plus the user's own, validated into scenarios.
+
+Every scenario is one context paired with one game, identified as `context/game`. Any problem in
+a file is raised as a single LibraryError naming the file, the entry and the field.
+"""
+
+from __future__ import annotations
+
+import difflib
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import LibraryError, describe_validation_error
+from .spec import BUILTIN_SPLITS, GAME_KINDS, Context, Game, MatrixGame, Template, Variant
+
+#: Top-level array names a library file may hold, and the model that validates each entry.
+_ENTRY_MODELS: dict[str, type[BaseModel]] = {"template": Template, "context": Context, "variant": Variant}
+_SECTIONS = ("template", "game", "variant", "context")
+#: Built-in files, loaded in this order (templates first so games can refer to them).
+_BUILTIN_FILES = ("templates.toml", "games.toml", "contexts.toml")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One game in one social context; the unit every sample, rate and cell refers to."""
+
+    id: str
+    split: str
+    context: Context
+    game: Game
+    template: Template
+
+    @property
+    def numeric(self) -> bool:
+        """True when the answer is a number (donation game), False for a choice of action."""
+        return not isinstance(self.game, MatrixGame)
+
+
+@dataclass
+class _Sourced:
+    """An entry with the file it came from, so later cross-reference errors can name it."""
+
+    entry: Any
+    file: str
+
+
+@dataclass
+class Library:
+    """All games, contexts and templates, and the scenarios they form."""
+
+    templates: dict[str, _Sourced] = field(default_factory=dict)
+    games: dict[str, _Sourced] = field(default_factory=dict)
+    contexts: dict[str, _Sourced] = field(default_factory=dict)
+    variants: list[_Sourced] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+    _scenarios: list[Scenario] = field(default_factory=list)
+
+    def scenarios(self, split: str | None = None) -> list[Scenario]:
+        """Scenarios in a stable order (split, context, game), optionally of one split only."""
+        if split is not None and split not in self.splits():
+            raise LibraryError(
+                "scenario library",
+                f"unknown split '{split}'; known splits: {', '.join(self.splits())}",
+            )
+        return [s for s in self._scenarios if split is None or s.split == split]
+
+    def scenario(self, scenario_id: str) -> Scenario:
+        """The scenario with this id (`context/game`), or an error suggesting close ids."""
+        for s in self._scenarios:
+            if s.id == scenario_id:
+                return s
+        ids = [s.id for s in self._scenarios]
+        close = difflib.get_close_matches(scenario_id, ids, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `tomdistill scenarios list`"
+        raise LibraryError("scenario library", f"unknown scenario '{scenario_id}'{hint}")
+
+    def splits(self) -> list[str]:
+        """Split names in use: built-in ones first, then user ones alphabetically."""
+        used = {s.split for s in self._scenarios}
+        return [s for s in BUILTIN_SPLITS if s in used] + sorted(used - set(BUILTIN_SPLITS))
+
+
+def builtin_library_dir() -> Path:
+    """Folder of the data files shipped inside the package."""
+    return Path(str(resources.files("tomdistill.scenarios") / "library"))
+
+
+def load_library(extra_files: Iterable[Path | str] = ()) -> Library:
+    """The built-in library plus `extra_files` (user TOML files), validated and paired."""
+    lib = Library()
+    builtin = builtin_library_dir()
+    for name in _BUILTIN_FILES:
+        _add_file(lib, builtin / name)
+    for path in extra_files:
+        _add_file(lib, Path(path))
+    _expand_variants(lib)
+    _check_references(lib)
+    lib._scenarios = _pair(lib)
+    _check_rendering(lib)
+    return lib
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise LibraryError(path, "file not found") from None
+    except IsADirectoryError:
+        raise LibraryError(path, "is a folder, expected a .toml file") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise LibraryError(path, f"not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise LibraryError(path, "not valid UTF-8 text") from None
+
+
+def _entry_label(section: str, raw: Any, index: int) -> str:
+    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
+        return f"{section} '{raw['id']}'"
+    return f"{section} #{index + 1}"
+
+
+def _add_file(lib: Library, path: Path) -> None:
+    data = _read_toml(path)
+    file = str(path)
+    lib.files.append(file)
+    if not data:
+        raise LibraryError(path, "holds no entries; expected arrays like [[game]] or [[context]]")
+    for section, entries in data.items():
+        if section not in _SECTIONS:
+            raise LibraryError(
+                path, f"unknown section '{section}'; expected {', '.join(f'[[{s}]]' for s in _SECTIONS)}"
+            )
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise LibraryError(path, f"'{section}' must be an array of tables, written [[{section}]]")
+        for index, raw in enumerate(entries):
+            label = _entry_label(section, raw, index)
+            entry = _validate_entry(path, section, raw, label)
+            if section == "variant":  # expanded once all files are read: it may name a later file's game
+                lib.variants.append(_Sourced(entry, file))
+                continue
+            registry = {"template": lib.templates, "game": lib.games, "context": lib.contexts}[section]
+            if entry.id in registry:
+                raise LibraryError(
+                    path,
+                    f"duplicate id; {section} '{entry.id}' is already defined in {registry[entry.id].file}",
+                    entry=label,
+                    field="id",
+                )
+            registry[entry.id] = _Sourced(entry, file)
+
+
+def _validate_entry(path: Path, section: str, raw: dict[str, Any], label: str) -> BaseModel:
+    if section == "game":
+        kind = raw.get("kind", "matrix")
+        model = GAME_KINDS.get(kind) if isinstance(kind, str) else None
+        if model is None:
+            raise LibraryError(
+                path, f"unknown game kind {kind!r}; expected one of {sorted(GAME_KINDS)}", entry=label, field="kind"
+            )
+    else:
+        model = _ENTRY_MODELS[section]
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        loc, msg = describe_validation_error(exc)
+        raise LibraryError(path, msg, entry=label, field=loc) from None
+
+
+def _expand_variants(lib: Library) -> None:
+    """Turn each variant into derived games (payoffs transformed), e.g. `prisoners_dilemma_x2`."""
+    for src in lib.variants:
+        variant: Variant = src.entry
+        label = f"variant '{variant.id}'"
+        for game_id in variant.games:
+            base = lib.games.get(game_id)
+            if base is None:
+                raise LibraryError(src.file, f"unknown game '{game_id}'", entry=label, field="games")
+            if not isinstance(base.entry, MatrixGame):
+                raise LibraryError(
+                    src.file, f"game '{game_id}' is not a matrix game; only payoffs of matrix games can be scaled",
+                    entry=label, field="games",
+                )
+            new_id = f"{game_id}_{variant.id}"
+            if new_id in lib.games:
+                raise LibraryError(
+                    src.file, f"derived game '{new_id}' clashes with a game in {lib.games[new_id].file}",
+                    entry=label, field="id",
+                )
+            derived = base.entry.scaled(
+                variant.scale,
+                id=new_id,
+                name=f"{base.entry.name} {variant.name}",
+                split=variant.split,
+                contexts=variant.contexts,
+            )
+            lib.games[new_id] = _Sourced(derived, src.file)
+
+
+def _check_references(lib: Library) -> None:
+    for gid, src in lib.games.items():
+        game = src.entry
+        if game.template not in lib.templates:
+            raise LibraryError(
+                src.file, f"unknown template '{game.template}'; known: {', '.join(lib.templates)}",
+                entry=f"game '{gid}'", field="template",
+            )
+
+
+def _contexts_for(lib: Library, game: Game, file: str) -> list[Context]:
+    """Contexts a game pairs with: its own list or selectors, else every context with its player count."""
+    all_contexts = [s.entry for s in lib.contexts.values()]
+    if game.contexts is None:
+        return [c for c in all_contexts if c.players == game.players]
+    chosen: list[Context] = []
+    for ref in game.contexts:
+        if ref.startswith("split:"):
+            found = [c for c in all_contexts if c.split == ref.removeprefix("split:")]
+            if not found:
+                raise LibraryError(file, f"no context has split '{ref[6:]}'", entry=f"game '{game.id}'", field="contexts")
+        elif ref in lib.contexts:
+            found = [lib.contexts[ref].entry]
+        else:
+            raise LibraryError(file, f"unknown context '{ref}'", entry=f"game '{game.id}'", field="contexts")
+        for ctx in found:
+            if ctx.players != game.players:
+                raise LibraryError(
+                    file,
+                    f"context '{ctx.id}' is written for {ctx.players} players, the game has {game.players}",
+                    entry=f"game '{game.id}'", field="contexts",
+                )
+            if ctx not in chosen:
+                chosen.append(ctx)
+    return chosen
+
+
+def _pair(lib: Library) -> list[Scenario]:
+    scenarios: list[Scenario] = []
+    for src in lib.games.values():
+        game = src.entry
+        for ctx in _contexts_for(lib, game, src.file):
+            split = ctx.split if game.split == "train" else game.split
+            template = lib.templates[game.template].entry
+            scenarios.append(Scenario(f"{ctx.id}/{game.id}", split, ctx, game, template))
+    context_order = {cid: i for i, cid in enumerate(lib.contexts)}
+    game_order = {gid: i for i, gid in enumerate(lib.games)}
+    split_rank = {s: i for i, s in enumerate(BUILTIN_SPLITS)}
+    scenarios.sort(
+        key=lambda s: (split_rank.get(s.split, len(BUILTIN_SPLITS)), s.split, context_order[s.context.id], game_order[s.game.id])
+    )
+    return scenarios
+
+
+def _check_rendering(lib: Library) -> None:
+    """Render every scenario once so a template error surfaces at load time, naming its game."""
+    from .render import PROTOCOLS, TemplateRenderError, render
+
+    for scenario in lib._scenarios:
+        for protocol in PROTOCOLS:
+            try:
+                render(scenario, protocol)
+            except TemplateRenderError as exc:
+                src = lib.games[scenario.game.id]
+                raise LibraryError(
+                    src.file, f"{exc} (while rendering scenario '{scenario.id}')",
+                    entry=f"game '{scenario.game.id}'", field="template",
+                ) from None
+
