@@ -23,6 +23,7 @@ CHOICES: list[tuple[str, str | None]] = [
     ("Option C", "C"),
     ("My decision: C", "C"),
     ("Answer: D", "D"),
+    ("Answer: <C>\nMotivation: copying the format literally.", "C"),
     ("Final answer: **C**", "C"),
     ("I choose C because mutual gains are larger.", "C"),
     ("I choose C because if I choose D the coplayer loses.", "C"),
@@ -55,6 +56,11 @@ CHOICES: list[tuple[str, str | None]] = [
     ("   \n  ", None),
     ("Motivation: it is better to work together.", None),
     ("I choose C and I choose D", None),
+    # seen from the 135M student
+    ("C: you pick D", None),
+    ('the answer is "C or D" but in this case, the first one', None),
+    ("The coplayer, who has only two options to choose from: you pick D.", "D"),
+    ("C, of course.", "C"),
 ]
 
 AMOUNTS: list[tuple[str, float | None]] = [
@@ -72,6 +78,7 @@ AMOUNTS: list[tuple[str, float | None]] = [
     ("3\nMotivation: I keep most of it but still help the group.", 3),
     ("**8**", 8),
     ("Answer: 4", 4),
+    ("Answer: 6\nMotivation: the fund returns more than I put in.", 6),
     ("I will contribute $2.50.", 2.5),
     ("I think putting in $6 is fair.", 6),
     # invalid

@@ -19,7 +19,9 @@ from rich.table import Table
 
 from . import __version__
 from .config import load_config
+from .elicit import MODES
 from .errors import TomdistillError
+from .models.base import BackendError, SamplingSettings
 from .scenarios import PROTOCOLS, Library, load_library, prompt_hash, render
 
 app = typer.Typer(
@@ -35,6 +37,8 @@ scenarios_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(scenarios_app, name="scenarios")
+runs_app = typer.Typer(help="Look at stored runs and export their samples.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
 
 console = Console()
 
@@ -141,6 +145,188 @@ def scenarios_show(
                   f"protocol={protocol.value} prompt_hash={digest}")
     for message in messages:
         console.print(Panel(message["content"], title=message["role"], title_align="left", expand=False))
+
+
+StoreOption = Annotated[
+    Optional[Path],
+    typer.Option("--store", help="SQLite store file. Default: $TOMDISTILL_STORE, else ./tomdistill.db.", show_default=False),
+]
+ModeChoice = Enum("ModeChoice", {m: m for m in MODES}, type=str)  # type: ignore[misc]
+_DEFAULT_SAMPLING = SamplingSettings()
+
+
+@app.command()
+def elicit(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: default:teacher, default:student, hf:FOLDER_OR_ID, openai:MODEL.")],
+    run: Annotated[str, typer.Option("--run", "-r", help="Run name; re-running the same command continues it.")],
+    split: Annotated[Optional[list[str]], typer.Option("--split", "-s", help="Scenarios of this split (repeatable). Default: train.")] = None,
+    scenario: Annotated[Optional[list[str]], typer.Option("--scenario", help="One scenario id (repeatable); instead of --split.")] = None,
+    protocol: ProtocolOption = ProtocolChoice("answer"),
+    mode: Annotated[ModeChoice, typer.Option("--mode", help="'sample': N sampled replies per scenario; 'score': exact action probabilities from one forward pass (hf backends, or servers with top_logprobs).")] = ModeChoice("sample"),
+    samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Replies per scenario in sample mode (the paper used 300).")] = 10,
+    temperature: Annotated[float, typer.Option(min=0, help="Sampling temperature; 0 is greedy.")] = _DEFAULT_SAMPLING.temperature,
+    top_p: Annotated[float, typer.Option("--top-p", min=0, max=1, help="Nucleus sampling threshold.")] = _DEFAULT_SAMPLING.top_p,
+    max_new_tokens: Annotated[Optional[int], typer.Option(min=1, help="Longest reply in tokens. Default: 24 for --protocol answer, 128 for motivated.")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed; each sample's seed derives from it, the scenario and the index.")] = 0,
+    adapter: Annotated[Optional[Path], typer.Option(help="PEFT LoRA adapter folder to put on an hf/default model.")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL (openai: models). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Prompts per batch on hf backends (default 8 on CPU, 32 on GPU).")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once (openai: models).")] = 8,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = 120.0,
+    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,
+    store: StoreOption = None,
+    library: LibraryOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Ask a model for decisions on scenarios and store every reply (resumable)."""
+    from .elicit import elicit as run_elicit
+    from .models.registry import ModelOptions, load_model, parse_spec
+    from .store import Store
+
+    parse_spec(model)  # a bad spec fails before anything is loaded or written
+    lib = _library(library, config)
+    chosen = [lib.scenario(s) for s in scenario] if scenario else [x for sp in (split or ["train"]) for x in lib.scenarios(sp)]
+    settings = SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
+    options = ModelOptions(adapter=adapter, base_url=base_url, device=device, batch_size=batch_size,
+                           concurrency=concurrency, timeout_s=timeout)
+    with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
+        backend = load_model(model, options)
+    with Store(store) as db, _progress() as bar:
+        task = bar.add_task(f"{run} ({mode.value})", total=None)
+        try:
+            summary = run_elicit(
+                db, backend, chosen, run_name=run, protocol=protocol.value, mode=mode.value, samples=samples,
+                settings=settings, seed=seed, adapter=str(adapter) if adapter else None,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except KeyboardInterrupt:
+            bar.stop()
+            _stopped(db, run, "interrupted")
+            raise typer.Exit(130) from None
+        except BackendError as exc:
+            bar.stop()
+            _stopped(db, run, str(exc))
+            raise typer.Exit(1) from None
+        finally:
+            backend.close()
+    _print_summary(summary)
+
+
+def _progress():
+    """done / total, samples per second, elapsed and ETA."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.text import Text
+
+    class RateColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.2f}/s" if task.speed else "   -/s")
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
+        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
+    )
+
+
+def _stopped(db, run: str, why: str) -> None:
+    stored = db.count(db.require_run(run).id) if db.get_run(run) else 0
+    Console(stderr=True).print(
+        f"[yellow]stopped:[/] {why}\n{stored} samples of run '{run}' are stored in {db.path}; "
+        "re-run the same command to continue where it stopped.", highlight=False
+    )
+
+
+def _print_summary(summary) -> None:
+    table = Table(title=f"run {summary.run.name}: {summary.run.model} ({summary.run.protocol}, {summary.run.mode})",
+                  title_justify="left")
+    score = summary.run.mode == "score"
+    for col, just in (("scenario", "left"), ("split", "left"), ("n", "right"),
+                      ("mass on answers" if score else "valid", "right"), ("rate", "right")):
+        table.add_column(col, justify=just)
+    for s in summary.scenarios:
+        rate = "-" if s.rate is None else (f"${s.rate:.2f}" if s.numeric else f"{s.rate:.3f}")
+        valid = f"{s.valid_mass:.3f}" if score and s.valid_mass is not None else f"{100 * s.valid_share:.0f}%"
+        table.add_row(s.scenario, s.split, str(s.n), valid, rate)
+    console.print(table)
+    console.print(
+        f"{summary.new} new of {summary.requested} requested in {summary.elapsed_s:.1f} s; "
+        f"rate = share of C (P(C) in score mode), or mean amount for the donation game"
+        + (f"; {summary.retries} retries ({', '.join(f'{k}: {v}' for k, v in summary.retry_reasons.items())})"
+           if summary.retries else "")
+    )
+
+
+@runs_app.command("list")
+def runs_list(store: StoreOption = None) -> None:
+    """List the runs in the store with their model, protocol, mode and sample count."""
+    from .store import Store
+
+    with Store(store) as db:
+        table = Table(title=f"runs in {db.path}", title_justify="left")
+        for col in ("name", "model", "adapter", "protocol", "mode", "samples", "created"):
+            table.add_column(col)
+        for r in db.runs():
+            table.add_row(r.name, r.model, r.adapter or "", r.protocol, r.mode, str(db.count(r.id)), r.created)
+        console.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    name: Annotated[str, typer.Argument(help="Run name.")],
+    store: StoreOption = None,
+    library: LibraryOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Per-scenario counts, valid share and rates of one run, plus its settings."""
+    from .elicit import ElicitSummary, summarize
+    from .store import Store
+
+    lib = _library(library, config)
+    with Store(store) as db:
+        run = db.require_run(name)
+        ids = sorted({s.scenario for s in db.samples(run.id)})
+        known = {s.id: s for s in lib.scenarios()}
+        missing = [i for i in ids if i not in known]
+        if missing:
+            raise TomdistillError(f"run '{name}' has scenarios the library lacks ({', '.join(missing[:3])}); pass --library")
+        rows = summarize(db, run, [known[i] for i in ids])
+        console.print(f"model {run.model}  adapter {run.adapter or '-'}  settings {json.dumps(run.settings)}  seed {run.seed}")
+        _print_summary(ElicitSummary(run, sum(r.n for r in rows), 0, 0.0, rows))
+
+
+@runs_app.command("export")
+def runs_export(
+    name: Annotated[str, typer.Argument(help="Run name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="FILE.jsonl, FILE.parquet, or a folder for a datasets.Dataset.")],
+    store: StoreOption = None,
+) -> None:
+    """Export every sample of a run (raw text, parse, seed, timing) to JSONL, Parquet or a datasets folder."""
+    from .runs import export_run
+    from .store import Store
+
+    with Store(store) as db:
+        path = export_run(db, db.require_run(name), out)
+    console.print(f"wrote {path}")
+
+
+@app.command()
+def reparse(
+    name: Annotated[str, typer.Argument(metavar="RUN", help="Run name.")],
+    store: StoreOption = None,
+    library: LibraryOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Parse a run's stored raw replies again with the current parser; no model is called."""
+    from .runs import reparse_run
+    from .store import Store
+
+    lib = _library(library, config)
+    with Store(store) as db:
+        result = reparse_run(db, db.require_run(name), lib)
+    console.print(
+        f"run {result.run}: {result.samples} samples re-parsed with parser v{result.parser_version}; "
+        f"{result.changed} changed; valid {result.valid_before} -> {result.valid_after}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

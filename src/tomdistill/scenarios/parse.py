@@ -126,7 +126,9 @@ def _action_pattern(actions: Sequence[str]) -> str:
             parts.append(f"(?-i:{re.escape(a)})")
         else:
             parts.append("".join(f"[{c.upper()}{c.lower()}]" if c.isalpha() else re.escape(c) for c in a))
-    return "(" + "|".join(parts) + r")(?![\w'])"
+    # Not followed by "or D" / "/D" / "and D": a label listing the options is no decision.
+    labels = "|".join(re.escape(a) for a in actions)
+    return "(" + "|".join(parts) + rf")(?![\w'])(?!\s*(?:or\b|/|vs\b|versus\b|and\s+(?:{labels})(?![\w'])))"
 
 
 def _canonical(found: str, actions: Sequence[str]) -> str:
@@ -158,7 +160,7 @@ def _parse_choice(text: str, actions: Sequence[str]) -> Decision:
     first, _, rest = body.partition("\n")
 
     # 1. The first line is the decision alone, maybe labelled: "C", "(D)", "Strategy D.", "Answer: C".
-    bare = re.fullmatch(rf"(?:{_LABEL}\s*[:=\-–]?\s*)?[(\[]?{act}[)\].!:]*", first.strip(), re.IGNORECASE)
+    bare = re.fullmatch(rf"(?:{_LABEL}\s*[:=\-–]?\s*)?[(\[<]?{act}[)\]>.!:]*", first.strip(), re.IGNORECASE)
     if bare:
         return Decision(action=_canonical(bare.group(1), actions), motivation=motivation or rest.strip() or None)
 
@@ -179,8 +181,11 @@ def _parse_choice(text: str, actions: Sequence[str]) -> Decision:
     standalone = re.compile("(?<![\\w'])(" + "|".join(re.escape(a) for a in actions) + ")(?![\\w'])")
     mentioned = {m.group(1) for m in standalone.finditer(body)}
     lead = standalone.match(body)
-    if lead and not re.match(rf"{re.escape(lead.group(1))}\s*(?:or|/|and|vs\.?|versus)\b", body):
-        return Decision(action=lead.group(1), motivation=motivation)
+    if lead:
+        # "D - the coplayer ..." is a decision; "C: you pick D" or "C or D" names both, so it is not.
+        first_sentence = re.split(r"[.!?\n]", body, maxsplit=1)[0]
+        if {m.group(1) for m in standalone.finditer(first_sentence)} == {lead.group(1)}:
+            return Decision(action=lead.group(1), motivation=motivation)
     if len(mentioned) == 1:
         return Decision(action=mentioned.pop(), motivation=motivation)
     if mentioned:
@@ -223,7 +228,7 @@ def _parse_number(text: str, low: float, high: float) -> Decision:
 
     # 1. The first line is the amount alone: "7", "$7", "7 dollars", "Answer: 7".
     bare = re.fullmatch(
-        rf"(?:{_LABEL}\s*[:=\-–]?\s*)?\$?\s*{_AMOUNT}\s*(?:dollars?|usd|\$)?\.?", first.strip(), re.IGNORECASE
+        rf"(?:{_LABEL}\s*[:=\-–]?\s*)?<?\$?\s*{_AMOUNT}\s*(?:dollars?|usd|\$)?>?\.?", first.strip(), re.IGNORECASE
     )
     if bare:
         return checked(_amount(bare.group(1)), motivation or rest.strip() or None)

@@ -1,0 +1,211 @@
+"""Ask a model about scenarios and keep every answer: scenarios x model x n -> the store.
+
+Each finished sample is committed as soon as it arrives, keyed by (run, scenario, prompt hash,
+sample index), so a crash or Ctrl-C loses nothing finished and re-running the same command asks
+only for what is missing. Sample seeds derive from the run seed, the scenario and the index, so
+a sample is reproducible whatever batch it lands in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+from .models.base import GenRequest, Model, SamplingSettings, ScoreRequest
+from .scenarios import Scenario, prompt_hash, render
+from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision
+from .scenarios.render import Protocol, num
+from .runs import decision_fields
+from .store import Run, Sample, Store
+
+Mode = Literal["sample", "score"]
+MODES: tuple[Mode, ...] = get_args(Mode)
+
+
+def sample_seed(run_seed: int, scenario_id: str, index: int) -> int:
+    """A 31-bit seed for one sample, independent of batching and of the other scenarios."""
+    digest = hashlib.sha256(f"{run_seed}|{scenario_id}|{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def score_candidates(scenario: Scenario) -> tuple[str, ...]:
+    """What score mode weighs: the action labels, or every whole amount for numeric games."""
+    spec = answer_spec(scenario)
+    if isinstance(spec, ChoiceAnswer):
+        return spec.actions
+    return tuple(num(v) for v in range(int(spec.low), int(spec.high) + 1))
+
+
+@dataclass
+class ScenarioSummary:
+    """Per scenario: how many samples, how many parsed, and the share of C (or mean amount)."""
+
+    scenario: str
+    split: str
+    n: int
+    valid: int
+    rate: float | None
+    numeric: bool = False
+    #: Score mode: mean probability mass the model put on valid answers (1.0 = all of it).
+    valid_mass: float | None = None
+
+    @property
+    def valid_share(self) -> float:
+        return self.valid / self.n if self.n else 0.0
+
+
+@dataclass
+class ElicitSummary:
+    run: Run
+    requested: int
+    new: int
+    elapsed_s: float
+    scenarios: list[ScenarioSummary] = field(default_factory=list)
+    retries: int = 0
+    retry_reasons: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _Todo:
+    scenario: Scenario
+    prompt_hash: str
+    messages: list
+    index: int
+
+
+def cooperation_rate(scenario: Scenario, samples: Sequence[Sample]) -> float | None:
+    """Share of the cooperative action among valid samples, or the mean amount; score-mode samples
+    contribute their probability (or expected amount) instead of a single draw."""
+    values: list[float] = []
+    for s in samples:
+        if not s.valid:
+            continue
+        if scenario.numeric:  # both modes store the amount (or its expectation) in `value`
+            values.append(float(s.value))  # type: ignore[arg-type]
+        elif s.probs is not None:
+            values.append(s.probs.get(scenario.game.cooperative_action, 0.0))
+        else:
+            values.append(float(s.action == scenario.game.cooperative_action))
+    return statistics.fmean(values) if values else None
+
+
+def summarize(store: Store, run: Run, scenarios: Sequence[Scenario]) -> list[ScenarioSummary]:
+    """Per-scenario counts and rates for the current wording of each scenario."""
+    out = []
+    for scenario in scenarios:
+        digest = prompt_hash(render(scenario, run.protocol))  # type: ignore[arg-type]
+        samples = [s for s in store.samples(run.id, scenario.id) if s.prompt_hash == digest]
+        out.append(
+            ScenarioSummary(scenario.id, scenario.split, len(samples), sum(s.valid for s in samples),
+                            cooperation_rate(scenario, samples), scenario.numeric,
+                            statistics.fmean(masses) if (masses := [s.valid_mass for s in samples if s.valid_mass is not None]) else None)
+        )
+    return out
+
+
+def elicit(
+    store: Store,
+    model: Model,
+    scenarios: Sequence[Scenario],
+    *,
+    run_name: str,
+    protocol: Protocol = "answer",
+    mode: Mode = "sample",
+    samples: int = 1,
+    settings: SamplingSettings | None = None,
+    seed: int = 0,
+    adapter: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ElicitSummary:
+    """Fill run `run_name` with `samples` answers per scenario (1 probability record in score mode).
+
+    `progress(done, total)` is called after each stored sample. Raises BackendError when the
+    backend gives up; everything finished before that is already stored.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    if not scenarios:
+        raise ValueError("no scenarios to ask about")
+    settings = (settings or SamplingSettings()).for_protocol(protocol)
+    per_scenario = 1 if mode == "score" else samples
+    run = store.open_run(
+        run_name,
+        model=model.spec,
+        adapter=adapter,
+        protocol=protocol,
+        mode=mode,
+        settings=settings.model_dump() if mode == "sample" else {},
+        seed=seed,
+        model_info=model.info().details | {"backend": model.info().backend},
+    )
+    todo = _missing(store, run, scenarios, protocol, per_scenario)
+    total = per_scenario * len(scenarios)
+    done = total - len(todo)
+    started = time.perf_counter()
+    if progress:
+        progress(done, total)
+    step = max(1, model.batch_size) * 4  # hand the backend a few batches at a time
+    new = 0
+    for start in range(0, len(todo), step):
+        chunk = todo[start : start + step]
+        for stored in (_sample_chunk if mode == "sample" else _score_chunk)(store, model, run, chunk, settings):
+            new += stored
+            done += stored
+            if progress:
+                progress(done, total)
+    return ElicitSummary(
+        run=run,
+        requested=total,
+        new=new,
+        elapsed_s=time.perf_counter() - started,
+        scenarios=summarize(store, run, scenarios),
+        retries=getattr(model, "retries", 0),
+        retry_reasons=dict(getattr(model, "retry_reasons", {})),
+    )
+
+
+def _missing(store: Store, run: Run, scenarios: Sequence[Scenario], protocol: Protocol, n: int) -> list[_Todo]:
+    todo: list[_Todo] = []
+    for scenario in scenarios:
+        messages = render(scenario, protocol)
+        digest = prompt_hash(messages)
+        store.add_prompt(digest, messages)
+        have = store.done_indexes(run.id, scenario.id, digest)
+        todo.extend(_Todo(scenario, digest, messages, i) for i in range(n) if i not in have)
+    return todo
+
+
+def _sample_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
+    requests = [
+        GenRequest(key=i, messages=t.messages, seed=sample_seed(run.seed, t.scenario.id, t.index))
+        for i, t in enumerate(chunk)
+    ]
+    for result in model.generate(requests, settings):
+        t, req = chunk[result.key], requests[result.key]
+        decision = parse_decision(result.text, t.scenario)
+        sample = Sample(
+            run_id=run.id, scenario=t.scenario.id, split=t.scenario.split, prompt_hash=t.prompt_hash,
+            sample_index=t.index, seed=req.seed, raw_text=result.text, probs=None, valid_mass=None,
+            latency_s=result.latency_s, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+            **decision_fields(decision, t.scenario.numeric),
+        )
+        yield store.add_samples([sample])
+
+
+def _score_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
+    requests = [ScoreRequest(key=i, messages=t.messages, candidates=score_candidates(t.scenario)) for i, t in enumerate(chunk)]
+    for result in model.score(requests):
+        t = chunk[result.key]
+        sample = Sample(
+            run_id=run.id, scenario=t.scenario.id, split=t.scenario.split, prompt_hash=t.prompt_hash,
+            sample_index=t.index, seed=None, raw_text=None, action=None,
+            value=sum(float(k) * p for k, p in result.probs.items()) if t.scenario.numeric else None,
+            motivation=None, invalid_reason=None if result.valid_mass > 0 else "no probability on any action",
+            probs=result.probs, valid_mass=result.valid_mass, parser_version=PARSER_VERSION,
+            latency_s=result.latency_s, prompt_tokens=result.prompt_tokens, completion_tokens=0,
+        )
+        yield store.add_samples([sample])

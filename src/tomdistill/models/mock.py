@@ -1,0 +1,65 @@
+"""Scripted replies for unit tests of the engine's logic. Never used by the product path or demos.
+
+Spec: `mock:` followed by comma-separated settings, e.g. `mock:rate=0.7,delay=0.01`.
+    rate=P      reply "C" (or give 10) with probability P per sample, drawn from the sample's seed
+    text=T      always reply T (URL-style escapes allowed, e.g. %0A for a new line)
+    delay=S     sleep S seconds per reply (to test interruptions)
+    fail_after=N  raise BackendError after N replies (to test a run that stops and resumes)
+A test can also pass a callable as `ModelOptions(extra={"script": fn})`; fn(request) -> reply text.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator, Sequence
+from urllib.parse import unquote
+
+from .base import BackendError, GenRequest, GenResult, Model, ModelInfo, SamplingSettings, ScoreRequest, ScoreResult
+from .registry import ModelOptions
+
+
+class MockModel(Model):
+    def __init__(self, script: str, options: ModelOptions) -> None:
+        # Tests may pin the spec so that a failing and a healthy mock continue the same run.
+        self.spec = options.extra.get("spec", f"mock:{script}")
+        self.batch_size = options.batch_size or 4
+        fields = dict(part.partition("=")[::2] for part in script.split(",") if part)
+        self.rate = float(fields.get("rate", 0.5))
+        self.text = unquote(fields["text"]) if "text" in fields else None
+        self.delay = float(fields.get("delay", 0))
+        self.fail_after = int(fields["fail_after"]) if "fail_after" in fields else None
+        self.script = options.extra.get("script")
+        self.calls = 0
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(self.spec, "mock", {"rate": self.rate})
+
+    def _reply(self, request: GenRequest) -> str:
+        if self.script is not None:
+            return self.script(request)
+        if self.text is not None:
+            return self.text
+        cooperate = random.Random(request.seed).random() < self.rate
+        if "fund" in request.messages[-1]["content"]:
+            return f"{10 if cooperate else 0}\nMotivation: scripted."
+        return f"{'C' if cooperate else 'D'}\nMotivation: scripted."
+
+    def generate(self, requests: Sequence[GenRequest], settings: SamplingSettings) -> Iterator[GenResult]:
+        for request in requests:
+            if self.fail_after is not None and self.calls >= self.fail_after:
+                raise BackendError(f"{self.spec}: scripted failure after {self.fail_after} replies")
+            if self.delay:
+                time.sleep(self.delay)
+            self.calls += 1
+            yield GenResult(request.key, self._reply(request), latency_s=self.delay, prompt_tokens=0, completion_tokens=1)
+
+    def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
+        for request in requests:
+            cands = request.candidates
+            if len(cands) == 2:
+                probs = {cands[0]: self.rate, cands[1]: 1 - self.rate}
+            else:  # an amount: all mass on the candidate nearest rate * max
+                target = round(self.rate * (len(cands) - 1))
+                probs = {c: float(i == target) for i, c in enumerate(cands)}
+            yield ScoreResult(request.key, probs, valid_mass=1.0, latency_s=0.0)

