@@ -193,3 +193,14 @@ def test_export_parquet_and_datasets_folder(store, library, tmp_path) -> None:
         assert table.num_rows == store.count(run.id)
         folder = export_run(store, run, tmp_path / f"{name}-ds")
         assert datasets.load_from_disk(str(folder)).num_rows == store.count(run.id)
+
+
+def test_run_of_a_user_scenario_needs_its_library(tmp_path, capsys) -> None:
+    example = str(Path(__file__).parent.parent / "examples" / "my_library.toml")
+    db = str(tmp_path / "u.db")
+    assert main(["elicit", "--model", "mock:rate=1", "--run", "u", "--scenario", "fishing/chicken_high_stakes",
+                 "--library", example, "--store", db]) == 0
+    capsys.readouterr()
+    assert main(["runs", "show", "u", "--store", db]) == 2
+    assert "library lacks (fishing/chicken_high_stakes)" in capsys.readouterr().err
+    assert main(["reparse", "u", "--store", db, "--library", example]) == 0

@@ -279,17 +279,13 @@ def runs_show(
 ) -> None:
     """Per-scenario counts, valid share and rates of one run, plus its settings."""
     from .elicit import ElicitSummary, summarize
+    from .runs import run_scenarios
     from .store import Store
 
     lib = _library(library, config)
     with Store(store) as db:
         run = db.require_run(name)
-        ids = sorted({s.scenario for s in db.samples(run.id)})
-        known = {s.id: s for s in lib.scenarios()}
-        missing = [i for i in ids if i not in known]
-        if missing:
-            raise TomdistillError(f"run '{name}' has scenarios the library lacks ({', '.join(missing[:3])}); pass --library")
-        rows = summarize(db, run, [known[i] for i in ids])
+        rows = summarize(db, run, run_scenarios(db, run, lib))
         console.print(f"model {run.model}  adapter {run.adapter or '-'}  settings {json.dumps(run.settings)}  seed {run.seed}")
         _print_summary(ElicitSummary(run, sum(r.n for r in rows), 0, 0.0, rows))
 

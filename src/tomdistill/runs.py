@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TomdistillError
-from .scenarios import Library
+from .scenarios import Library, Scenario
 from .scenarios.parse import PARSER_VERSION, parse_decision
 from .scenarios.render import num
 from .store import Run, Store
@@ -40,20 +40,28 @@ def decision_fields(decision, numeric: bool) -> dict[str, Any]:
     }
 
 
+def run_scenarios(store: Store, run: Run, library: Library) -> list[Scenario]:
+    """The scenarios a run has samples of, in library order; an error names any the library lacks."""
+    ids = {row[0] for row in store.conn.execute("SELECT DISTINCT scenario FROM samples WHERE run_id = ?", (run.id,))}
+    known = {s.id: s for s in library.scenarios()}
+    missing = sorted(ids - set(known))
+    if missing:
+        raise TomdistillError(
+            f"run '{run.name}' has samples of scenarios the library lacks ({', '.join(missing[:3])}); "
+            "pass the --library file they came from"
+        )
+    return [s for s in library.scenarios() if s.id in ids]
+
+
 def reparse_run(store: Store, run: Run, library: Library) -> ReparseSummary:
     """Parse every stored reply of `run` again with the current parser and store the result."""
     if run.mode == "score":
         raise TomdistillError(f"run '{run.name}' is a score-mode run: it holds probabilities, no text to parse")
     updates, changed, before, after = [], 0, 0, 0
+    scenarios = {s.id: s for s in run_scenarios(store, run, library)}
     samples = store.samples(run.id)
-    scenarios = {s.id: s for s in library.scenarios()}
     for sample in samples:
-        scenario = scenarios.get(sample.scenario)
-        if scenario is None:
-            raise TomdistillError(
-                f"run '{run.name}' has samples of scenario '{sample.scenario}', which the library lacks; "
-                "pass the --library file it came from"
-            )
+        scenario = scenarios[sample.scenario]
         fields = decision_fields(parse_decision(sample.raw_text, scenario), scenario.numeric)
         old = {k: getattr(sample, k) for k in fields}
         before += sample.valid

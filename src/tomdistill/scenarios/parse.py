@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from .library import Scenario
 
 PARSER_VERSION = "1"
+T = TypeVar("T")
 
 
 class Decision(BaseModel):
@@ -115,6 +116,11 @@ def _invalid(reason: str, motivation: str | None = None) -> Decision:
     return Decision(action=None, motivation=motivation, invalid_reason=reason)
 
 
+def _explicit(patterns: Sequence[str], text: str, convert: Callable[[str], T]) -> set[T]:
+    """The distinct decisions that explicit statements name (each pattern's last group)."""
+    return {convert(m.group(m.lastindex or 1)) for p in patterns for m in re.finditer(p, text, re.IGNORECASE)}
+
+
 # --- choices -----------------------------------------------------------------------------------
 
 
@@ -145,11 +151,7 @@ def _explicit_choices(text: str, act: str, actions: Sequence[str]) -> set[str]:
         rf"{_LABEL}\s*(?:is|would\s+be|will\s+be|:|=|-|–)\s*(?:(?:strategy|option|action|letter)\s+)?{act}",
         rf"\bmy\s+(?:final\s+)?(?:answer|decision|choice|pick)\s+(?:is\s+)?(?:to\s+)?(?:choose|pick|go\s+with|play)\s+{act}",
     ]
-    found: set[str] = set()
-    for pattern in patterns:
-        for m in re.finditer(pattern, text, re.IGNORECASE):
-            found.add(_canonical(m.group(m.lastindex or 1), actions))
-    return found
+    return _explicit(patterns, text, lambda found: _canonical(found, actions))
 
 
 def _parse_choice(text: str, actions: Sequence[str]) -> Decision:
@@ -208,11 +210,7 @@ def _explicit_amounts(text: str) -> set[float]:
         rf"\bi(?:'m|\s+am)\s+(?:donating|giving|contributing|putting\s+in|putting|investing)\s+(?:(?:all|only|just)\s+)?{money}",
         rf"(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|decision|donation|contribution|amount|choice)\s*(?:is|would\s+be|will\s+be|:|=|-|–)\s*{money}",
     ]
-    found: set[float] = set()
-    for pattern in patterns:
-        for m in re.finditer(pattern, text, re.IGNORECASE):
-            found.add(_amount(m.group(m.lastindex or 1)))
-    return found
+    return _explicit(patterns, text, _amount)
 
 
 def _parse_number(text: str, low: float, high: float) -> Decision:
