@@ -325,6 +325,86 @@ def reparse(
     )
 
 
+@app.command()
+def dataset(
+    from_run: Annotated[str, typer.Option("--from-run", help="Teacher run (sample mode, ideally --protocol motivated).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for train.jsonl, the datasets folder and manifest.json.")],
+    split: Annotated[Optional[list[str]], typer.Option("--split", "-s", help="Splits whose scenarios go in (repeatable). Default: train only.")] = None,
+    prompt_protocol: ProtocolOption = ProtocolChoice("answer"),
+    require_motivation: Annotated[bool, typer.Option(help="Leave out teacher answers without a motivation.")] = False,
+    store: StoreOption = None,
+    library: LibraryOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Build the SFT dataset from a teacher run: prompt as the student sees it -> 'C\\nMotivation: ...'."""
+    from .dataset import build_dataset
+    from .store import Store
+
+    lib = _library(library, config)
+    with Store(store) as db:
+        manifest = build_dataset(db, db.require_run(from_run), lib, out, splits=tuple(split or ["train"]),
+                                 prompt_protocol=prompt_protocol.value, require_motivation=require_motivation)
+    console.print(
+        f"wrote {manifest.examples} examples from {len(manifest.per_scenario)} scenarios to {out} "
+        f"(decisions {manifest.decisions}); left out: {manifest.dropped_invalid} invalid, "
+        f"{manifest.dropped_other_split} from other splits, {manifest.dropped_without_motivation} without motivation"
+    )
+
+
+@app.command()
+def train(
+    student: Annotated[str, typer.Option("--student", help="Student spec with local weights: default:student or hf:FOLDER.")],
+    data: Annotated[Path, typer.Option("--data", help="Dataset folder from `tomdistill dataset`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Adapter folder to write (adapter, tokenizer, config, log, card, checkpoints).")],
+    config: ConfigOption = None,
+    preset: Annotated[Optional[str], typer.Option(help="Named recipe: cpu (default) or paper (r 8, alpha 16, q/v, lr 5e-5, 3 epochs, batch 64).")] = None,
+    r: Annotated[Optional[int], typer.Option("--r", help="LoRA rank.")] = None,
+    alpha: Annotated[Optional[int], typer.Option(help="LoRA alpha.")] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout.")] = None,
+    target_modules: Annotated[Optional[list[str]], typer.Option("--target-module", help="Module to adapt (repeatable).")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")] = None,
+    epochs: Annotated[Optional[float], typer.Option(help="Passes over the data.")] = None,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (-1: all epochs).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Examples per device per step.")] = None,
+    grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="Longest tokenised example.")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Training seed.")] = None,
+    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bfloat16 training (default: on for bf16-capable GPUs and on CPU).")] = None,
+    save_steps: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
+) -> None:
+    """LoRA fine-tune the student on a teacher dataset (TRL SFTTrainer + PEFT); resumable with --resume."""
+    from .config import resolve_train_config
+    from .models.registry import parse_spec
+    from .train import train as run_train
+
+    parse_spec(student)
+    overrides = dict(preset=preset, r=r, alpha=alpha, dropout=dropout, target_modules=target_modules,
+                     learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
+                     grad_accum=grad_accum, max_length=max_length, seed=seed, bf16=bf16, save_steps=save_steps)
+    recipe = resolve_train_config(load_config(config).train, overrides)
+    try:
+        result = run_train(student, data, out, recipe, resume=resume)
+    except KeyboardInterrupt:
+        Console(stderr=True).print(f"[yellow]interrupted:[/] checkpoints are in {out}/checkpoints; "
+                                   "re-run with --resume to continue.")
+        raise typer.Exit(130) from None
+    console.print(f"trained {result.steps} steps on {result.examples} examples in {result.wall_s} s; "
+                  f"final loss {result.final_loss}; adapter in {result.out}")
+
+
+@app.command()
+def merge(
+    adapter: Annotated[Path, typer.Argument(help="Adapter folder from `tomdistill train`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the merged full model.")],
+    student: Annotated[Optional[str], typer.Option(help="Base model spec; default: the one the adapter was trained on.")] = None,
+) -> None:
+    """Fold a LoRA adapter into its base model and save a standalone model folder."""
+    from .train import merge as run_merge
+
+    console.print(f"wrote {run_merge(adapter, out, student)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: runs the CLI, turning user errors into one line and exit code 2."""
     try:

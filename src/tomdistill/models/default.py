@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from ..errors import TomdistillError
-from .embedded import EMBEDDED, converted_dir, ensure_converted
+from .embedded import EMBEDDED, converted_dir
 from .hf import HFModel
-from .registry import ModelOptions
+from .registry import ModelOptions, local_model_path
 
 
 class DefaultModel(HFModel):
     def __init__(self, name: str, options: ModelOptions) -> None:
-        if name not in EMBEDDED:
-            raise TomdistillError(f"default:{name}: unknown default model; choose one of: "
-                                  + ", ".join(f"default:{n}" for n in EMBEDDED))
+        folder = local_model_path(f"default:{name}")
         self.weights = EMBEDDED[name]
-        folder = ensure_converted(self.weights)
-        super().__init__(str(folder), options, spec=f"default:{name}")
+        super().__init__(folder, options, spec=f"default:{name}")
 
     def info(self):
         info = super().info()

@@ -66,3 +66,21 @@ def load_model(spec: str, options: ModelOptions | None = None) -> Model:
         hint = f"pip install 'tomdistill[{extra}]'" if extra else "pip install tomdistill"
         raise ModelSpecError(f"model spec '{spec}' needs the package '{exc.name}': {hint}") from None
     return getattr(module, class_name)(ident, options or ModelOptions())
+
+
+def local_model_path(spec: str) -> str:
+    """A folder (or cached hub id) transformers can load, for specs that name local weights.
+
+    Training and merging work on real weights, so only `hf:` and `default:` specs qualify.
+    """
+    provider, ident = parse_spec(spec)
+    if provider == "hf":
+        return ident
+    if provider == "default":
+        from .embedded import EMBEDDED, ensure_converted
+
+        if ident not in EMBEDDED:
+            raise ModelSpecError(f"default:{ident}: unknown default model; choose one of: "
+                                 + ", ".join(f"default:{n}" for n in EMBEDDED))
+        return str(ensure_converted(EMBEDDED[ident]))
+    raise ModelSpecError(f"model spec '{spec}': training and merging need local weights (hf:... or default:...)")

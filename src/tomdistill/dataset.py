@@ -1,0 +1,148 @@
+"""Teacher run -> supervised fine-tuning data: one chat example per valid teacher answer.
+
+Each example pairs the scenario prompt as the student will be asked it (the `answer` protocol by
+default) with the teacher's decision and motivation as the assistant reply:
+
+    C
+    Motivation: <the teacher's motivation>
+
+The decision stands alone at the very start of the reply, exactly where the `answer` protocol
+and score mode read it, so training on motivated answers moves the probability that score mode
+measures. Only scenarios of the chosen splits (default: `train`) go in; held-out scenarios never
+do, whatever the teacher run holds. Output folder:
+
+    train.jsonl      {"messages": [system, user, assistant]} per line (OpenAI fine-tuning, LLaMA-Factory)
+    hf/              a Hugging Face `datasets` folder: prompt / completion (TRL), messages, scenario, split, ...
+    manifest.json    teacher run, counts per scenario, dropped samples, parser version, reply format
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import TomdistillError
+from .runs import run_scenarios
+from .scenarios import Library, Scenario, render
+from .scenarios.parse import PARSER_VERSION
+from .scenarios.render import Protocol
+from .store import Run, Sample, Store
+
+MANIFEST = "manifest.json"
+REPLY_FORMAT = "{decision}\nMotivation: {motivation}"
+
+
+def teacher_reply(decision: str, motivation: str | None) -> str:
+    """The assistant reply the student learns: the decision first, alone on its line."""
+    if not motivation:
+        return decision
+    return REPLY_FORMAT.format(decision=decision, motivation=" ".join(motivation.split()))
+
+
+@dataclass
+class DatasetManifest:
+    teacher_run: str
+    teacher_model: str
+    store: str
+    splits: list[str]
+    prompt_protocol: str
+    reply_format: str
+    parser_version: str
+    examples: int
+    per_scenario: dict[str, int] = field(default_factory=dict)
+    per_split: dict[str, int] = field(default_factory=dict)
+    dropped_invalid: int = 0
+    dropped_other_split: int = 0
+    dropped_without_motivation: int = 0
+    decisions: dict[str, int] = field(default_factory=dict)
+
+
+def _example(scenario: Scenario, sample: Sample, protocol: Protocol) -> dict[str, Any]:
+    prompt = render(scenario, protocol)
+    completion = [{"role": "assistant", "content": teacher_reply(str(sample.action), sample.motivation)}]
+    return {
+        "prompt": prompt,
+        "completion": completion,
+        "messages": prompt + completion,
+        "scenario": scenario.id,
+        "split": scenario.split,
+        "decision": str(sample.action),
+        "teacher_sample_index": sample.sample_index,
+    }
+
+
+def build_dataset(
+    store: Store,
+    run: Run,
+    library: Library,
+    out: Path,
+    *,
+    splits: tuple[str, ...] = ("train",),
+    prompt_protocol: Protocol = "answer",
+    require_motivation: bool = False,
+) -> DatasetManifest:
+    """Write the SFT data for `run` into `out` and return its manifest."""
+    if run.mode != "sample":
+        raise TomdistillError(f"run '{run.name}' is a {run.mode}-mode run; a dataset needs sampled teacher replies")
+    known_splits = library.splits()
+    for split in splits:
+        if split not in known_splits:
+            raise TomdistillError(f"unknown split '{split}'; known splits: {', '.join(known_splits)}")
+    scenarios = {s.id: s for s in run_scenarios(store, run, library)}
+    examples: list[dict[str, Any]] = []
+    manifest = DatasetManifest(
+        teacher_run=run.name, teacher_model=run.model, store=str(store.path.resolve()), splits=list(splits),
+        prompt_protocol=prompt_protocol, reply_format=REPLY_FORMAT, parser_version=PARSER_VERSION, examples=0,
+    )
+    for sample in store.samples(run.id):
+        scenario = scenarios[sample.scenario]
+        # Both the library's split and the stored one must allow it: no held-out leak either way.
+        if scenario.split not in splits or sample.split not in splits:
+            manifest.dropped_other_split += 1
+        elif not sample.valid or sample.action is None:
+            manifest.dropped_invalid += 1
+        elif require_motivation and not sample.motivation:
+            manifest.dropped_without_motivation += 1
+        else:
+            examples.append(_example(scenario, sample, prompt_protocol))
+    if not examples:
+        raise TomdistillError(
+            f"run '{run.name}' has no valid sample in splits {', '.join(splits)} "
+            f"({manifest.dropped_invalid} invalid, {manifest.dropped_other_split} in other splits)"
+        )
+    manifest.examples = len(examples)
+    manifest.per_scenario = dict(Counter(e["scenario"] for e in examples))
+    manifest.per_split = dict(Counter(e["split"] for e in examples))
+    manifest.decisions = dict(Counter(e["decision"] for e in examples))
+    _write(out, examples, manifest)
+    return manifest
+
+
+def _write(out: Path, examples: list[dict[str, Any]], manifest: DatasetManifest) -> None:
+    import datasets
+
+    datasets.disable_progress_bars()
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "train.jsonl").open("w") as fh:
+        for e in examples:
+            fh.write(json.dumps({"messages": e["messages"]}, ensure_ascii=False) + "\n")
+    datasets.Dataset.from_list(examples).save_to_disk(str(out / "hf"))
+    (out / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
+
+
+def load_manifest(folder: Path) -> DatasetManifest:
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise TomdistillError(f"{folder}: not a tomdistill dataset folder (no {MANIFEST}); build one with `tomdistill dataset`")
+    return DatasetManifest(**json.loads(path.read_text()))
+
+
+def load_training_data(folder: Path):
+    """The `datasets.Dataset` of a dataset folder, with prompt/completion columns for TRL."""
+    import datasets
+
+    load_manifest(folder)
+    return datasets.load_from_disk(str(folder / "hf"))

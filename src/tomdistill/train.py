@@ -1,0 +1,228 @@
+"""LoRA supervised fine-tuning of the student on teacher answers (TRL SFTTrainer + PEFT).
+
+The dataset is in TRL's conversational prompt/completion form, so the loss covers the assistant
+reply only (completion mask), whatever the chat template: SmolLM2's template has no generation
+markers, which rules out `assistant_only_loss`. The output folder holds the adapter, the
+tokenizer with its chat template, the exact config, the loss per step, a model card and the
+checkpoints `--resume` continues from. The same code runs under `accelerate launch` (DDP,
+DeepSpeed, FSDP): it never moves tensors to a device itself and writes files on rank 0 only.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import TrainConfig
+from .dataset import load_manifest, load_training_data
+from .errors import TomdistillError
+from .models.registry import local_model_path
+
+CHECKPOINTS = "checkpoints"
+TRAIN_LOG = "training_log.jsonl"
+TRAIN_CONFIG = "train_config.json"
+
+
+@dataclass
+class TrainResult:
+    out: str
+    student: str
+    steps: int
+    examples: int
+    final_loss: float | None
+    wall_s: float
+    resumed_from: str | None
+
+
+def _checkpointing_keyword() -> str:
+    import dataclasses
+
+    from trl import SFTConfig
+
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
+
+
+def _last_checkpoint(folder: Path) -> Path | None:
+    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))
+    return found[-1] if found else None
+
+
+def _use_bf16(config: TrainConfig) -> bool:
+    import torch
+
+    if config.bf16 is not None:
+        return config.bf16
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    return True  # CPU: measured faster than fp32 here (see TrainConfig.bf16)
+
+
+def train(
+    student: str,
+    data_dir: Path,
+    out: Path,
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Fine-tune `student` (an hf: or default: spec) with LoRA on the dataset in `data_dir`."""
+    manifest = load_manifest(data_dir)
+    checkpoints = out / CHECKPOINTS
+    last = _last_checkpoint(checkpoints) if checkpoints.is_dir() else None
+    if last is not None and not resume:
+        raise TomdistillError(f"{out}: holds checkpoints of an earlier training; pass --resume to continue it, or choose another --out")
+    if resume and last is None and (out / "adapter_config.json").is_file():
+        raise TomdistillError(f"{out}: training already finished there (adapter present, no checkpoint to resume)")
+
+    import torch
+    import transformers
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+
+    checkpointing_kw = _checkpointing_keyword()
+    path = local_model_path(student)
+    data = load_training_data(data_dir).select_columns(["prompt", "completion"])
+    bf16 = _use_bf16(config)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    peft_config = LoraConfig(
+        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=list(config.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    args = SFTConfig(
+        output_dir=str(checkpoints),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,  # transformers 5 reads a float below 1 as a share of the steps
+        lr_scheduler_type="linear",
+        max_length=config.max_length,
+        packing=config.packing,
+        completion_only_loss=True,
+        # TRL's default turns it on; on CPU it only costs time for a 135M model. (transformers 5
+        # renamed the option; passing the name it knows avoids a deprecation warning.)
+        **{checkpointing_kw: config.gradient_checkpointing},
+        bf16=bf16,
+        # Needed for bf16 on CPU; on a GPU machine (also under accelerate launch) it stays off.
+        use_cpu=not torch.cuda.is_available(),
+        seed=config.seed,
+        data_seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        report_to=[],
+        disable_tqdm=True,  # our own progress bar shows the loss
+        dataloader_num_workers=0,
+    )
+    from .train_callbacks import LossLog, RichProgress
+
+    callbacks = [LossLog(out / TRAIN_LOG, append=resume)]
+    if progress:
+        callbacks.append(RichProgress())
+    trainer = SFTTrainer(
+        model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config,
+        callbacks=callbacks,
+    )
+    if progress:  # with tqdm off, transformers prints every log dict; our bar already shows the loss
+        trainer.remove_callback(transformers.PrinterCallback)
+    started = time.perf_counter()
+    output = trainer.train(resume_from_checkpoint=str(last) if resume and last else None)
+    wall = time.perf_counter() - started
+    result = TrainResult(
+        out=str(out), student=student, steps=trainer.state.global_step, examples=len(data),
+        final_loss=_last_loss(trainer.state.log_history), wall_s=round(wall, 1),
+        resumed_from=str(last) if resume and last else None,
+    )
+    # Every rank calls save_model: under DeepSpeed / FSDP it gathers the sharded adapter first.
+    trainer.save_model(str(out))
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out))
+        info = {"student": student, "base_path": path, "dataset": str(data_dir), "teacher_run": manifest.teacher_run,
+                "config": config.model_dump(), "bf16": bf16, "result": asdict(result), "train_output": output.metrics,
+                "versions": _versions()}
+        (out / TRAIN_CONFIG).write_text(json.dumps(info, indent=2, default=str))
+        (out / "README.md").write_text(model_card(info, manifest))
+    return result
+
+
+def _last_loss(history: list[dict[str, Any]]) -> float | None:
+    losses = [h["loss"] for h in history if "loss" in h]
+    return round(float(losses[-1]), 4) if losses else None
+
+
+def _versions() -> dict[str, str]:
+    import peft
+    import torch
+    import transformers
+    import trl
+
+    from . import __version__
+
+    return {"tomdistill": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "trl": trl.__version__, "python": platform.python_version()}
+
+
+def model_card(info: dict[str, Any], manifest) -> str:
+    """The adapter folder's README.md: what it is, what it was trained on, and how."""
+    c, r = info["config"], info["result"]
+    per_split = ", ".join(f"{k}: {v}" for k, v in manifest.per_split.items())
+    decisions = ", ".join(f"{k}: {v}" for k, v in sorted(manifest.decisions.items()))
+    return f"""# tomdistill student adapter
+
+A LoRA adapter that makes **{info['student']}** decide like the teacher **{manifest.teacher_model}**
+in one-shot social dilemmas (tomdistill).
+
+| | |
+|---|---|
+| base model | `{info['student']}` (weights: `{info['base_path']}`) |
+| teacher run | `{manifest.teacher_run}` ({manifest.teacher_model}) |
+| data | {manifest.examples} examples ({per_split}); decisions {decisions} |
+| prompt protocol | `{manifest.prompt_protocol}`; reply format `{manifest.reply_format!r}` |
+| recipe | preset {c['preset'] or 'cpu'}: LoRA r {c['r']}, alpha {c['alpha']}, dropout {c['dropout']}, modules {', '.join(c['target_modules'])}; lr {c['learning_rate']}, epochs {c['epochs']}, batch {c['batch_size']} x accumulation {c['grad_accum']}, max length {c['max_length']}, seed {c['seed']}, bf16 {info['bf16']} |
+| training | {r['steps']} steps in {r['wall_s']} s; final loss {r['final_loss']} |
+| versions | {', '.join(f'{k} {v}' for k, v in info['versions'].items())} |
+
+Use it:
+
+```bash
+tomdistill elicit --model {info['student']} --adapter THIS_FOLDER --run student --split train --mode score
+tomdistill merge THIS_FOLDER --out merged/      # a standalone model folder
+```
+
+Files: `adapter_model.safetensors` + `adapter_config.json` (PEFT), the tokenizer and chat
+template, `{TRAIN_CONFIG}` (exact config and versions), `{TRAIN_LOG}` (loss per step).
+"""
+
+
+def merge(adapter: Path, out: Path, student: str | None = None) -> Path:
+    """Write the student with the adapter folded into its weights, as a standalone model folder."""
+    from .models.hf import check_adapter_dir
+
+    check_adapter_dir(adapter)
+    info_path = adapter / TRAIN_CONFIG
+    if student is None:
+        if not info_path.is_file():
+            raise TomdistillError(f"{adapter}: no {TRAIN_CONFIG} saying which student it belongs to; pass --student")
+        student = json.loads(info_path.read_text())["student"]
+    import transformers
+    from peft import PeftModel
+
+    path = local_model_path(student)
+    base = transformers.AutoModelForCausalLM.from_pretrained(path)
+    merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
+    merged.save_pretrained(str(out))
+    transformers.AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(out))
+    if info_path.is_file():
+        (out / "tomdistill_merge.json").write_text(json.dumps({"student": student, "adapter": str(adapter)}, indent=2))
+    return out

@@ -1,0 +1,66 @@
+"""Trainer callbacks for `tomdistill train`: the loss log file and a rich progress bar.
+
+Kept apart from train.py so that importing tomdistill never imports transformers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from transformers import TrainerCallback
+
+
+class LossLog(TrainerCallback):
+    """One JSON line per logging step (step, epoch, loss, learning rate, grad norm), rank 0 only."""
+
+    def __init__(self, path: Path, append: bool) -> None:
+        self.path = path
+        self.append = append
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if self.append and self.path.is_file():
+            # On resume, steps after the checkpoint were lost with the process and will be run again.
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line)["step"] <= state.global_step]
+        self.path.write_text("".join(line + "\n" for line in kept))
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if state.is_world_process_zero and logs and "loss" in logs:
+            row = {"step": state.global_step, "epoch": round(state.epoch or 0, 4)}
+            row |= {k: logs[k] for k in ("loss", "learning_rate", "grad_norm") if k in logs}
+            with self.path.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
+
+
+class RichProgress(TrainerCallback):
+    """Steps done / total, the latest loss, elapsed time and ETA (rank 0 only)."""
+
+    def __init__(self) -> None:
+        self.bar: Progress | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            self.bar = Progress(
+                TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            )
+            self.task = self.bar.add_task("train", total=state.max_steps, completed=state.global_step, loss="-")
+            self.bar.start()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.bar:
+            self.bar.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.bar and logs and "loss" in logs:
+            self.bar.update(self.task, loss=f"{logs['loss']:.4f}")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.bar:
+            self.bar.stop()

@@ -1,0 +1,127 @@
+"""LoRA training on the real 135M student (marked e2e): weights, reload, merge, resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tomdistill.config import TrainConfig, resolve_train_config
+from tomdistill.dataset import build_dataset
+from tomdistill.elicit import elicit, score_candidates
+from tomdistill.errors import ConfigError, TomdistillError
+from tomdistill.models.base import ScoreRequest
+from tomdistill.models.registry import ModelOptions, load_model, local_model_path
+from tomdistill.scenarios import render
+
+# A teacher that always defects, with a motivation: the student's P(C) must fall after training.
+DEFECTOR = "Answer: D\nMotivation: I cannot count on the coplayer, so I protect my own payoff."
+TINY = dict(batch_size=4, max_length=320, learning_rate=2e-3, save_steps=2, logging_steps=1)
+
+
+def test_presets_and_overrides() -> None:
+    paper = resolve_train_config(TrainConfig(preset="paper"))
+    assert (paper.r, paper.alpha, paper.learning_rate, paper.epochs, paper.batch_size * paper.grad_accum) == (
+        8, 16, 5e-5, 3, 64)
+    assert paper.target_modules == ["q_proj", "v_proj"]
+    assert resolve_train_config(TrainConfig(preset="paper"), {"epochs": 1}).epochs == 1
+    assert resolve_train_config(TrainConfig(r=4)).r == 4
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
+        resolve_train_config(TrainConfig(), {"preset": "fast"})
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory, library):
+    pytest.importorskip("trl")
+    from tomdistill.store import Store
+
+    folder = tmp_path_factory.mktemp("train")
+    with Store(folder / "t.db") as store:
+        teacher = load_model("mock:defector", ModelOptions(extra={"script": lambda r: DEFECTOR}))
+        elicit(store, teacher, library.scenarios("train")[:4], run_name="teacher", protocol="motivated", samples=2)
+        build_dataset(store, store.require_run("teacher"), library, folder / "ds")
+    return folder / "ds"
+
+
+def _p_cooperate(spec: str, library, **options) -> list[float]:
+    model = load_model(spec, ModelOptions(**options))
+    scenarios = library.scenarios("train")[:4]
+    requests = [ScoreRequest(s.id, render(s, "answer"), score_candidates(s)) for s in scenarios]
+    return [r.probs["C"] for r in model.score(requests)]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.mark.e2e
+def test_lora_training_moves_the_student_and_keeps_the_base(data_dir, library, tmp_path) -> None:
+    from safetensors.torch import load_file
+
+    from tomdistill.train import train
+
+    base_file = Path(local_model_path("default:student")) / "model.safetensors"
+    base_hash = _sha(base_file)
+    out = tmp_path / "adapter"
+    result = train("default:student", data_dir, out, resolve_train_config(TrainConfig(**TINY, max_steps=4)), progress=False)
+    assert result.steps == 4 and result.examples == 8
+
+    weights = load_file(str(out / "adapter_model.safetensors"))
+    assert weights and all("lora_" in k for k in weights)  # only LoRA weights are saved
+    lora_b = [v for k, v in weights.items() if "lora_B" in k]
+    assert lora_b and all(float(v.abs().max()) > 0 for v in lora_b)  # B starts at zero: training changed it
+    assert _sha(base_file) == base_hash  # the base weights are untouched
+    for name in ("README.md", "train_config.json", "training_log.jsonl", "tokenizer.json", "adapter_config.json"):
+        assert (out / name).is_file(), name
+    assert len((out / "training_log.jsonl").read_text().splitlines()) == 4
+    assert "default:student" in (out / "README.md").read_text()
+
+    before = _p_cooperate("default:student", library)
+    after = _p_cooperate("default:student", library, adapter=out)
+    again = _p_cooperate("default:student", library, adapter=out)
+    assert after == pytest.approx(again, abs=1e-6)  # the saved adapter reloads to the same scores
+    assert sum(after) < sum(before)  # moved toward the defecting teacher
+
+    from tomdistill.train import merge
+
+    merged = merge(out, tmp_path / "merged")
+    assert _p_cooperate(f"hf:{merged}", library) == pytest.approx(after, abs=1e-4)
+
+
+@pytest.mark.e2e
+def test_training_refuses_to_overwrite_and_resumes_after_a_kill(data_dir, tmp_path) -> None:
+    out = tmp_path / "adapter"
+    cmd = [sys.executable, "-m", "tomdistill", "train", "--student", "default:student", "--data", str(data_dir),
+           "--out", str(out), "--max-steps", "6", "--batch-size", "4", "--max-length", "320", "--save-steps", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not (out / "checkpoints" / "checkpoint-2" / "trainer_state.json").is_file():
+        assert time.time() < deadline and proc.poll() is None, "training never wrote checkpoint-2"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "adapter_model.safetensors").exists()
+
+    refused = subprocess.run(cmd, capture_output=True, text=True)
+    assert refused.returncode == 2 and "--resume" in refused.stderr
+
+    done = subprocess.run([*cmd, "--resume"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    info = json.loads((out / "train_config.json").read_text())
+    assert info["result"]["steps"] == 6
+    assert info["result"]["resumed_from"].endswith("checkpoint-2") or info["result"]["resumed_from"].endswith("checkpoint-4")
+    steps = [json.loads(line)["step"] for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert steps[-1] == 6 and sorted(set(steps)) == steps
+
+
+def test_train_rejects_a_folder_that_is_not_a_dataset(tmp_path) -> None:
+    from tomdistill.train import train
+
+    with pytest.raises(TomdistillError, match="not a tomdistill dataset folder"):
+        train("default:student", tmp_path, tmp_path / "out", TrainConfig())
