@@ -330,7 +330,7 @@ def dataset(
     from_run: Annotated[str, typer.Option("--from-run", help="Teacher run (sample mode, ideally --protocol motivated).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for train.jsonl, the datasets folder and manifest.json.")],
     split: Annotated[Optional[list[str]], typer.Option("--split", "-s", help="Splits whose scenarios go in (repeatable). Default: train only.")] = None,
-    prompt_protocol: ProtocolOption = ProtocolChoice("answer"),
+    prompt_protocol: Annotated[ProtocolChoice, typer.Option("--prompt-protocol", help="Protocol of the prompts in the examples: 'answer' (default), as the student is evaluated.")] = ProtocolChoice("answer"),
     require_motivation: Annotated[bool, typer.Option(help="Leave out teacher answers without a motivation.")] = False,
     store: StoreOption = None,
     library: LibraryOption = None,
