@@ -405,6 +405,75 @@ def merge(
     console.print(f"wrote {run_merge(adapter, out, student)}")
 
 
+def _print_eval(report) -> None:
+    """Compact terminal summary of an evaluation: one row per split."""
+    def fmt(v, suffix="%", digits=1):
+        return "-" if v is None else f"{v:.{digits}f}{suffix}"
+
+    table = Table(title="alignment: how far the student moved from its base toward the teacher", title_justify="left")
+    for col in ("split", "cells", "gap closed", "95% CI", "paper impr.", "r(S,T)", "r(B,T)"):
+        table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
+    for name, s in report.splits.items():
+        ci = "-" if not s.gap_closed_ci else f"[{s.gap_closed_ci[0]:.1f}, {s.gap_closed_ci[1]:.1f}]"
+        table.add_row(name, str(len(s.cells)), fmt(s.gap_closed), ci,
+                      fmt(s.paper_improvement_mean),
+                      fmt(s.profile_correlation_student, "", 2), fmt(s.profile_correlation_base, "", 2))
+    console.print(table)
+    console.print("gap closed = 1 - sum|S-T| / sum|B-T| over a split's cells; paper impr. = mean of (B-S)/(B-T); "
+                  "r = correlation of rate profiles across cells (S student, B base, T teacher)")
+    if report.skipped:
+        console.print(f"left out (a role had no data): {', '.join(report.skipped)}")
+
+
+@app.command()
+def evaluate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write eval.json.")] = Path("eval.json"),
+    teacher: Annotated[Optional[str], typer.Option(help="Teacher run name.")] = None,
+    base: Annotated[Optional[str], typer.Option(help="Base (not fine-tuned) student run name.")] = None,
+    student: Annotated[Optional[str], typer.Option(help="Fine-tuned student run name.")] = None,
+    records: Annotated[Optional[Path], typer.Option(help="CSV/JSONL with one row per sample: role, split, context, game, answer or text. Instead of runs.")] = None,
+    bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the gap-closed interval.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    store: StoreOption = None,
+    library: LibraryOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Compare teacher, base and fine-tuned student per cell and split; write eval.json."""
+    from .evaluate import evaluate_records, evaluate_runs, save_report
+    from .store import Store
+
+    lib = _library(library, config)
+    runs = {"teacher": teacher, "base": base, "student": student}
+    if records is not None:
+        if any(runs.values()):
+            raise TomdistillError("give either --records or the three runs (--teacher, --base, --student), not both")
+        report = evaluate_records(records, lib, bootstrap=bootstrap, seed=seed)
+    else:
+        missing = [f"--{k}" for k, v in runs.items() if not v]
+        if missing:
+            raise TomdistillError(f"missing {', '.join(missing)} (or give --records FILE)")
+        with Store(store) as db:
+            report = evaluate_runs(db, runs, lib, bootstrap=bootstrap, seed=seed)  # type: ignore[arg-type]
+    save_report(report, out)
+    _print_eval(report)
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def report(
+    eval_json: Annotated[Path, typer.Argument(metavar="EVAL_JSON", help="eval.json from `tomdistill evaluate`.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md, report.html and the PNG plots.")] = Path("report"),
+) -> None:
+    """Write report.md, a self-contained report.html and PNG plots from an eval.json."""
+    from .evaluate import load_report
+    from .evaluate.report import write_report
+
+    loaded = load_report(eval_json)
+    paths = write_report(loaded, out)
+    _print_eval(loaded)
+    console.print(f"wrote {paths['markdown']}, {paths['html']} and {len(paths) - 2} plots")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: runs the CLI, turning user errors into one line and exit code 2."""
     try:

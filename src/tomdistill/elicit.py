@@ -19,7 +19,7 @@ from .models.base import GenRequest, Model, SamplingSettings, ScoreRequest
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision
 from .scenarios.render import Protocol, num
-from .runs import decision_fields
+from .runs import current_samples, decision_fields
 from .store import Run, Sample, Store
 
 Mode = Literal["sample", "score"]
@@ -97,8 +97,7 @@ def summarize(store: Store, run: Run, scenarios: Sequence[Scenario]) -> list[Sce
     """Per-scenario counts and rates for the current wording of each scenario."""
     out = []
     for scenario in scenarios:
-        digest = prompt_hash(render(scenario, run.protocol))  # type: ignore[arg-type]
-        samples = [s for s in store.samples(run.id, scenario.id) if s.prompt_hash == digest]
+        samples = current_samples(store, run, scenario)
         out.append(
             ScenarioSummary(scenario.id, scenario.split, len(samples), sum(s.valid for s in samples),
                             cooperation_rate(scenario, samples), scenario.numeric,

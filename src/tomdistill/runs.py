@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TomdistillError
-from .scenarios import Library, Scenario
+from .scenarios import Library, Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, parse_decision
 from .scenarios.render import num
-from .store import Run, Store
+from .store import Run, Sample, Store
 
 
 @dataclass
@@ -38,6 +38,13 @@ def decision_fields(decision, numeric: bool) -> dict[str, Any]:
         "invalid_reason": decision.invalid_reason,
         "parser_version": PARSER_VERSION,
     }
+
+
+def current_samples(store: Store, run: Run, scenario: Scenario) -> list[Sample]:
+    """A run's samples of `scenario` asked with its current wording; answers to an edited older
+    prompt (another prompt hash) are left out, so they never mix with the new ones."""
+    digest = prompt_hash(render(scenario, run.protocol))  # type: ignore[arg-type]
+    return [s for s in store.samples(run.id, scenario.id) if s.prompt_hash == digest]
 
 
 def run_scenarios(store: Store, run: Run, library: Library) -> list[Scenario]:

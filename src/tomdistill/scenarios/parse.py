@@ -271,9 +271,13 @@ def parse_reply(text: str | None, answer: AnswerSpec) -> Decision:
 
 def answer_spec(scenario: "Scenario") -> AnswerSpec:
     """What a reply to this scenario must contain: an action label or an amount in range."""
+    return game_answer_spec(scenario.game)
+
+
+def game_answer_spec(game) -> AnswerSpec:
+    """What a reply in this game must contain (an action label or an amount in range)."""
     from .spec import MatrixGame
 
-    game = scenario.game
     if isinstance(game, MatrixGame):
         return ChoiceAnswer(tuple(game.actions))
     return NumberAnswer(*game.answer_range)

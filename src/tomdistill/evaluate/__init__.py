@@ -1,0 +1,55 @@
+"""Alignment evaluation: how far the fine-tuned student moved from its base toward the teacher.
+
+Per cell (context x game): the three rates with intervals, the paper's improvement, tests and
+divergences; per split: the paper's mean improvement, a robust gap closure with a bootstrap
+interval, and how well the student's rate profile follows the teacher's.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..scenarios import Library
+from ..store import Store
+from .compute import evaluate
+from .observations import observations_from_records, observations_from_run
+from .schema import ROLES, EvalReport, Source
+
+__all__ = ["EvalReport", "evaluate", "evaluate_records", "evaluate_runs", "load_report", "save_report"]
+
+
+def evaluate_runs(store: Store, runs: dict[str, str], library: Library, *, bootstrap: int = 2000, seed: int = 0) -> EvalReport:
+    """Evaluate three stored runs, given as {"teacher": name, "base": name, "student": name}."""
+    data, sources = {}, []
+    for role in ROLES:
+        run = store.require_run(runs[role])
+        data[role] = observations_from_run(store, run, library)
+        sources.append(Source(role=role, run=run.name, model=run.model, adapter=run.adapter, mode=run.mode))
+    return evaluate(data, sources, bootstrap=bootstrap, seed=seed)
+
+
+def evaluate_records(path: Path, library: Library, *, bootstrap: int = 2000, seed: int = 0) -> EvalReport:
+    """Evaluate a CSV / JSONL file of per-sample records (role, split, context, game, answer|text)."""
+    data = observations_from_records(path, library)
+    sources = [Source(role=role, records=str(path)) for role in ROLES]
+    return evaluate(data, sources, bootstrap=bootstrap, seed=seed)
+
+
+def save_report(report: EvalReport, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(report.model_dump_json(indent=2))
+    return path
+
+
+def load_report(path: Path) -> EvalReport:
+    from pydantic import ValidationError
+
+    from ..errors import TomdistillError, describe_validation_error
+
+    if not path.is_file():
+        raise TomdistillError(f"{path}: file not found")
+    try:
+        return EvalReport.model_validate_json(path.read_text())
+    except ValidationError as exc:
+        field, message = describe_validation_error(exc)
+        raise TomdistillError(f"{path}: not a valid eval.json (field '{field}': {message})") from None

@@ -1,0 +1,104 @@
+"""eval.json: the versioned result of an evaluation (documented in docs/eval-schema.md).
+
+Units: shares of cooperation and every derived percentage are in percent (0-100); the donation
+game's rate is a mean amount in dollars. A value that cannot be computed is null, with a reason
+where that helps (e.g. the paper's improvement when base == teacher).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+Role = Literal["teacher", "base", "student"]
+ROLES: tuple[Role, ...] = ("teacher", "base", "student")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Rate(_Model):
+    """One role's rate in one cell, with its sample size and 95% interval."""
+
+    value: float | None = Field(description="Share of C in percent, or mean amount in dollars (donation game).")
+    n: int = Field(description="Valid samples behind the value (1 for a score-mode probability).")
+    low: float | None = Field(None, description="95% interval: Wilson for shares, t for means; null in score mode.")
+    high: float | None = None
+    source: Literal["samples", "score"] = Field(description="Sampled replies, or exact score-mode probabilities.")
+    invalid: int = Field(0, description="Samples whose reply could not be parsed (not in n).")
+
+
+class Test(_Model):
+    """A test of student against another role in one cell."""
+
+    p_value: float | None = Field(description="Fisher's exact test (shares) or Welch's t-test (means); null in score mode.")
+    p_holm: float | None = Field(None, description="Holm-adjusted over the cells of the split.")
+    significant: bool | None = Field(None, description="p_holm < 0.05.")
+
+
+class Cell(_Model):
+    """One scenario (context x game): the three rates and how far the student moved."""
+
+    scenario: str
+    context: str
+    game: str
+    unit: Literal["percent", "dollars"]
+    teacher: Rate
+    base: Rate
+    student: Rate
+    paper_improvement: float | None = Field(
+        description="(base - student) / (base - teacher) x 100, as the paper computed it; null when base == teacher."
+    )
+    paper_improvement_note: str | None = None
+    jsd_base_teacher: float | None = Field(None, description="Jensen-Shannon divergence (bits) of action distributions.")
+    jsd_student_teacher: float | None = None
+    student_vs_base: Test
+    student_vs_teacher: Test
+
+
+class SplitResult(_Model):
+    """All cells of one split and the summaries over them."""
+
+    cells: list[Cell]
+    paper_improvement_mean: float | None = Field(description="Mean of the defined per-cell paper improvements (percent).")
+    paper_improvement_cells: int = Field(description="Cells where the paper improvement is defined.")
+    gap_closed: float | None = Field(
+        description="1 - sum|student - teacher| / sum|base - teacher| over the cells, in percent."
+    )
+    gap_closed_ci: list[float] | None = Field(
+        None, description="[low, high] 95% bootstrap interval, resampling samples within cells."
+    )
+    mean_abs_gap_base: float | None = Field(None, description="Mean |base - teacher| over the cells.")
+    mean_abs_gap_student: float | None = Field(None, description="Mean |student - teacher| over the cells.")
+    profile_correlation_base: float | None = Field(
+        None, description="Pearson correlation of base and teacher rates across cells (needs 3+ cells)."
+    )
+    profile_correlation_student: float | None = Field(
+        None, description="Pearson correlation of student and teacher rates across cells: game/context awareness."
+    )
+    significant_moves: int = Field(0, description="Cells where the student differs from the base (Holm p < 0.05).")
+
+
+class Source(_Model):
+    """Where one role's answers came from."""
+
+    role: Role
+    run: str | None = None
+    model: str | None = None
+    adapter: str | None = None
+    mode: str | None = None
+    records: str | None = None
+
+
+class EvalReport(_Model):
+    schema_version: int = SCHEMA_VERSION
+    created: str
+    tomdistill_version: str
+    sources: list[Source]
+    bootstrap: int = Field(description="Bootstrap resamples behind the gap_closed intervals.")
+    seed: int
+    splits: dict[str, SplitResult]
+    skipped: list[str] = Field(default_factory=list, description="Scenarios left out because a role had no data.")
