@@ -22,6 +22,7 @@ from .config import load_config
 from .elicit import MODES
 from .errors import TomdistillError
 from .models.base import BackendError, SamplingSettings
+from .progress import progress_bar
 from .scenarios import PROTOCOLS, Library, load_library, prompt_hash, render
 
 app = typer.Typer(
@@ -191,41 +192,22 @@ def elicit(
                            concurrency=concurrency, timeout_s=timeout)
     with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
         backend = load_model(model, options)
-    with Store(store) as db, _progress() as bar:
-        task = bar.add_task(f"{run} ({mode.value})", total=None)
+    with Store(store) as db:
         try:
-            summary = run_elicit(
-                db, backend, chosen, run_name=run, protocol=protocol.value, mode=mode.value, samples=samples,
-                settings=settings, seed=seed, adapter=str(adapter) if adapter else None,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
+            with progress_bar(f"{run} ({mode.value})", console) as progress:
+                summary = run_elicit(
+                    db, backend, chosen, run_name=run, protocol=protocol.value, mode=mode.value, samples=samples,
+                    settings=settings, seed=seed, adapter=str(adapter) if adapter else None, progress=progress,
+                )
         except KeyboardInterrupt:
-            bar.stop()
             _stopped(db, run, "interrupted")
             raise typer.Exit(130) from None
         except BackendError as exc:
-            bar.stop()
             _stopped(db, run, str(exc))
             raise typer.Exit(1) from None
         finally:
             backend.close()
     _print_summary(summary)
-
-
-def _progress():
-    """done / total, samples per second, elapsed and ETA."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-    from rich.text import Text
-
-    class RateColumn(ProgressColumn):
-        def render(self, task) -> Text:
-            return Text(f"{task.speed:.2f}/s" if task.speed else "   -/s")
-
-    return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), RateColumn(),
-        TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console,
-    )
 
 
 def _stopped(db, run: str, why: str) -> None:
@@ -472,6 +454,47 @@ def report(
     paths = write_report(loaded, out)
     _print_eval(loaded)
     console.print(f"wrote {paths['markdown']}, {paths['html']} and {len(paths) - 2} plots")
+
+
+config_app = typer.Typer(help="Show the run configuration and its defaults.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+
+@config_app.command("show")
+def config_show(
+    config: Annotated[Optional[Path], typer.Argument(help="A config file to show with its defaults filled in.")] = None,
+) -> None:
+    """Print the configuration as TOML (the defaults, or CONFIG with defaults filled in), each field documented."""
+    from .config import config_toml
+
+    print(config_toml(load_config(config)))
+
+
+@app.command()
+def run(
+    config: Annotated[Optional[Path], typer.Argument(help="Run config (TOML); default: the built-in CPU config (`tomdistill config show`).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: the config's `out`, tomdistill-run).")] = None,
+    force: Annotated[Optional[list[str]], typer.Option("--force", help="Redo this stage and those after it: teacher, dataset, train, base, student, evaluate, report. Repeatable.")] = None,
+) -> None:
+    """Run the whole pipeline: teacher -> dataset -> LoRA training -> base/student evaluation -> eval.json -> report.
+
+    Finished stages are skipped on a re-run (keyed by their settings), so an interrupted run continues where it stopped.
+    """
+    from .pipeline import run_pipeline
+
+    cfg = load_config(config)
+    try:
+        result = run_pipeline(cfg, out, force=set(force or []), log=lambda line: console.print(line, highlight=False, markup=False))
+    except KeyboardInterrupt:
+        Console(stderr=True).print("[yellow]interrupted:[/] finished stages and samples are kept; "
+                                   "re-run the same command to continue.")
+        raise typer.Exit(130) from None
+    from .evaluate import load_report
+
+    _print_eval(load_report(result.eval_json))
+    total = sum(r.seconds for r in result.stages.values() if not r.skipped)
+    console.print(f"report: {result.report_dir / 'report.html'}   eval: {result.eval_json}   "
+                  f"stages run now: {total:.0f} s, peak RSS {result.peak_rss_mb / 1024:.1f} GB")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Typed configuration, read from TOML: the one place defaults live.
 
-Every field carries a description, which `--help` texts and the documentation reuse. Later
-stages (elicitation, training, evaluation, the end-to-end run) add their sections here.
+Every field carries a description, which `tomdistill config show` prints above it. Sections:
+scenarios, teacher, student, dataset, train, evaluate, plus the run's output folder and seed.
 """
 
 from __future__ import annotations
@@ -9,9 +9,12 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError, describe_validation_error
+from .models.base import SamplingSettings
 
 
 class ScenariosConfig(BaseModel):
@@ -22,6 +25,11 @@ class ScenariosConfig(BaseModel):
         default_factory=list,
         description="Extra library files (TOML) with your own games and contexts; "
         "relative paths are read from the config file's folder.",
+    )
+    include: list[str] = Field(
+        default_factory=list,
+        description="Keep only scenarios whose id matches one of these patterns (e.g. 'team/*', '*/stag_hunt'); "
+        "empty keeps all.",
     )
 
 
@@ -76,12 +84,96 @@ def resolve_train_config(config: TrainConfig, overrides: dict[str, object] | Non
     return TrainConfig.model_validate(values)
 
 
-class Config(BaseModel):
-    """The whole tomdistill configuration."""
+EVAL_SPLITS = ["train", "heldout_context", "heldout_game", "heldout_pgg"]
+
+
+class TeacherConfig(BaseModel):
+    """The large model whose answers are distilled; asked with a motivation, sampled."""
 
     model_config = ConfigDict(extra="forbid")
+    model: str = Field("default:teacher", description="Model spec: default:teacher, hf:FOLDER, openai:MODEL, ...")
+    base_url: str | None = Field(None, description="Server URL for openai: models (the key comes from OPENAI_API_KEY).")
+    protocol: Literal["answer", "motivated"] = Field("motivated", description="How the teacher is asked.")
+    samples: int = Field(4, ge=1, description="Sampled answers per scenario (the paper used 300).")
+    splits: list[str] = Field(
+        default_factory=lambda: list(EVAL_SPLITS),
+        description="Splits the teacher answers: train feeds the dataset; all of them are the evaluation targets.",
+    )
+    sampling: SamplingSettings = Field(
+        default_factory=lambda: SamplingSettings(max_new_tokens=96),
+        description="temperature (paper: 0.8), top_p, max_new_tokens.",
+    )
+    batch_size: int | None = Field(None, ge=1, description="Prompts per batch on hf backends.")
+    concurrency: int = Field(8, ge=1, description="Requests in flight for openai: models.")
+
+
+class StudentConfig(BaseModel):
+    """The small model, measured before (base) and after (fine-tuned) distillation."""
+
+    model_config = ConfigDict(extra="forbid")
+    model: str = Field("default:student", description="Student spec with local weights: default:student or hf:FOLDER.")
+    mode: Literal["sample", "score"] = Field(
+        "score", description="score: exact P(action) in one pass (cheap); sample: N sampled replies per scenario."
+    )
+    protocol: Literal["answer", "motivated"] = Field("answer", description="How the students are asked (paper: answer only).")
+    samples: int = Field(20, ge=1, description="Replies per scenario in sample mode.")
+    sampling: SamplingSettings = Field(default_factory=SamplingSettings, description="Sampling settings in sample mode.")
+    batch_size: int | None = Field(None, ge=1, description="Prompts per batch.")
+
+
+class DatasetConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt_protocol: Literal["answer", "motivated"] = Field("answer", description="Protocol of the training prompts.")
+    require_motivation: bool = Field(False, description="Leave out teacher answers without a motivation.")
+
+
+class EvaluateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    splits: list[str] = Field(default_factory=lambda: list(EVAL_SPLITS), description="Splits base and student are measured on.")
+    bootstrap: int = Field(2000, ge=0, description="Bootstrap resamples for gap_closed intervals.")
+
+
+class Config(BaseModel):
+    """The whole tomdistill configuration: `tomdistill run CONFIG.toml` reads all of it."""
+
+    model_config = ConfigDict(extra="forbid")
+    out: Path = Field(Path("tomdistill-run"), description="Output folder of `tomdistill run` (store, data, adapter, report).")
+    seed: int = Field(0, description="Seed of every stage (sampling, training, bootstrap).")
     scenarios: ScenariosConfig = Field(default_factory=ScenariosConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    student: StudentConfig = Field(default_factory=StudentConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+
+def config_toml(config: Config) -> str:
+    """The config as TOML, each field preceded by its description (what `tomdistill config show` prints)."""
+    import tomli_w
+
+    lines: list[str] = ["# tomdistill run configuration; every field is optional (these are the defaults).", ""]
+
+    def emit(model: BaseModel, prefix: str) -> None:
+        scalars = {k: v for k, v in model.model_dump(mode="json", exclude_none=False).items()
+                   if not isinstance(getattr(model, k), BaseModel)}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        for name, value in scalars.items():
+            field = type(model).model_fields[name]
+            if field.description:
+                lines.append(f"# {field.description}")
+            if value is None:
+                lines.append(f"# {name} =   (not set)")
+            else:
+                lines.append(tomli_w.dumps({name: value}).strip())
+        lines.append("")
+        for name in type(model).model_fields:
+            child = getattr(model, name)
+            if isinstance(child, BaseModel):
+                emit(child, f"{prefix}.{name}" if prefix else name)
+
+    emit(config, "")
+    return "\n".join(lines)
 
 
 def load_config(path: Path | str | None) -> Config:
@@ -102,5 +194,6 @@ def load_config(path: Path | str | None) -> Config:
         field, message = describe_validation_error(exc)
         raise ConfigError(path, message, field=field) from None
     base = path.parent
+    config.train = resolve_train_config(config.train)
     config.scenarios.libraries = [p if p.is_absolute() else base / p for p in config.scenarios.libraries]
     return config

@@ -249,6 +249,16 @@ class Store:
             )
         return self.require_run(name)
 
+    def delete_run(self, name: str) -> int:
+        """Remove a run and its samples (to redo it from scratch); returns the samples removed."""
+        run = self.get_run(name)
+        if run is None:
+            return 0
+        with self.transaction() as c:
+            removed = c.execute("DELETE FROM samples WHERE run_id = ?", (run.id,)).rowcount
+            c.execute("DELETE FROM runs WHERE id = ?", (run.id,))
+        return removed
+
     # --- samples -------------------------------------------------------------------------------
 
     def add_prompt(self, prompt_hash: str, messages: Sequence[dict[str, str]]) -> None:

@@ -86,6 +86,9 @@ def train(
     from trl import SFTConfig, SFTTrainer
 
     checkpointing_kw = _checkpointing_keyword()
+    import datasets
+
+    datasets.disable_progress_bars()  # TRL's per-map bars; our own bar follows the training
     path = local_model_path(student)
     data = load_training_data(data_dir).select_columns(["prompt", "completion"])
     bf16 = _use_bf16(config)

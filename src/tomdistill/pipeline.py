@@ -1,0 +1,296 @@
+"""`tomdistill run`: the whole paper pipeline in one resumable command.
+
+    teacher (motivated, sampled) -> dataset (train split) -> LoRA training of the student
+    -> base and fine-tuned student measured on every evaluation split -> eval.json -> report
+
+Each stage has a key: a hash of its settings and of the keys of the stages it reads. A stage
+whose key matches the one recorded in `pipeline.json` and whose outputs exist is skipped, so a
+re-run after an interruption, or after changing only the evaluation, redoes nothing finished.
+Elicitation stages resume sample by sample and training from its last checkpoint; `--force
+STAGE` redoes one stage (and so everything after it). The output folder also gets a
+`manifest.json`: the config, package versions, model details and file hashes, seeds and timings.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import resource
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from .config import Config
+from .errors import TomdistillError
+from .progress import progress_bar
+from .scenarios import Scenario, load_library, prompt_hash, render
+
+STAGES = ("teacher", "dataset", "train", "base", "student", "evaluate", "report")
+STATE_FILE = "pipeline.json"
+MANIFEST_FILE = "manifest.json"
+
+
+def _key(*parts: Any) -> str:
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _prompts_key(scenarios: list[Scenario], protocol: str) -> str:
+    """Changes whenever the wording of any of these scenarios changes (or the set changes)."""
+    return _key([prompt_hash(render(s, protocol)) for s in scenarios])  # type: ignore[arg-type]
+
+
+@dataclass
+class StageRecord:
+    key: str
+    seconds: float
+    finished: str
+    skipped: bool = False
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PipelineResult:
+    out: Path
+    stages: dict[str, StageRecord]
+    eval_json: Path
+    report_dir: Path
+    peak_rss_mb: float
+
+
+def _peak_rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux; children cover nothing here (all stages run in-process).
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("tomdistill", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "numpy", "scipy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+class Pipeline:
+    """Runs the stages in order, skipping those whose key and outputs are already there."""
+
+    def __init__(self, config: Config, out: Path, *, force: set[str] = frozenset(), log: Callable[[str], None] = print):
+        unknown = set(force) - set(STAGES)
+        if unknown:
+            raise TomdistillError(f"--force: unknown stage {', '.join(repr(s) for s in sorted(unknown))}; stages: {', '.join(STAGES)}")
+        self.config, self.out, self.log = config, out, log
+        self.force = set(force)
+        self.library = load_library(config.scenarios.libraries)
+        for split in set(config.teacher.splits) | set(config.evaluate.splits):
+            if not self.scenarios([split]):  # an unknown or emptied split fails now, before any work
+                raise TomdistillError(f"config: split '{split}' has no scenario matching scenarios.include")
+        if "train" not in config.teacher.splits:
+            raise TomdistillError("config: teacher.splits must include 'train' (the dataset is built from it)")
+        self.state_path = out / STATE_FILE
+        self.state: dict[str, dict[str, Any]] = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
+        self.records: dict[str, StageRecord] = {}
+        self.paths = {
+            "store": out / "tomdistill.db", "dataset": out / "dataset", "adapter": out / "adapter",
+            "eval": out / "eval.json", "report": out / "report",
+        }
+        self.keys = self._stage_keys()
+
+    def scenarios(self, splits: list[str]) -> list[Scenario]:
+        """The scenarios of these splits that scenarios.include keeps (all when it is empty)."""
+        import fnmatch
+
+        patterns = self.config.scenarios.include
+        return [s for split in splits for s in self.library.scenarios(split)
+                if not patterns or any(fnmatch.fnmatchcase(s.id, p) for p in patterns)]
+
+    def _stage_keys(self) -> dict[str, str]:
+        c = self.config
+        teacher = _key("teacher", c.teacher.model_dump(mode="json", exclude={"batch_size", "concurrency"}), c.seed,
+                       _prompts_key(self.scenarios(c.teacher.splits), c.teacher.protocol))
+        from .scenarios.parse import PARSER_VERSION
+
+        dataset = _key("dataset", teacher, c.dataset.model_dump(), PARSER_VERSION)
+        train = _key("train", dataset, c.student.model, c.train.model_dump(mode="json"))
+        base = _key("base", c.student.model_dump(mode="json", exclude={"batch_size"}), c.seed,
+                    _prompts_key(self.scenarios(c.evaluate.splits), c.student.protocol))
+        student = _key("student", base, train)
+        evaluate = _key("evaluate", teacher, base, student, c.evaluate.model_dump(), c.seed)
+        report = _key("report", evaluate)
+        return dict(teacher=teacher, dataset=dataset, train=train, base=base, student=student, evaluate=evaluate, report=report)
+
+    def run_name(self, stage: str) -> str:
+        return f"{stage}-{self.keys[stage]}"
+
+    # --- bookkeeping -------------------------------------------------------------------------
+
+    def _done(self, stage: str) -> bool:
+        if stage in self.force:
+            return False
+        return self.state.get(stage, {}).get("key") == self.keys[stage] and self._outputs_exist(stage)
+
+    def _outputs_exist(self, stage: str) -> bool:
+        p = self.paths
+        return {
+            "dataset": (p["dataset"] / "manifest.json").is_file(),
+            "train": (p["adapter"] / "adapter_config.json").is_file(),
+            "evaluate": p["eval"].is_file(),
+            "report": (p["report"] / "report.html").is_file(),
+        }.get(stage, p["store"].is_file())
+
+    def _save_state(self) -> None:
+        self.state_path.write_text(json.dumps(self.state, indent=2))
+
+    def _stage(self, stage: str, work: Callable[[], dict[str, Any]]) -> None:
+        if self._done(stage):
+            previous = self.state[stage]
+            self.records[stage] = StageRecord(self.keys[stage], previous["seconds"], previous["finished"], True,
+                                              previous.get("details", {}))
+            self.log(f"[{stage}] up to date (key {self.keys[stage]}), skipped")
+            return
+        # A forced or changed stage invalidates everything after it.
+        later = STAGES[STAGES.index(stage) + 1 :]
+        self.force.update(s for s in later if self.state.get(s, {}).get("key") == self.keys[s])
+        self.log(f"[{stage}] running (key {self.keys[stage]})")
+        started = time.perf_counter()
+        details = work()
+        seconds = round(time.perf_counter() - started, 1)
+        finished = time.strftime("%Y-%m-%dT%H:%M:%S")
+        self.state[stage] = {"key": self.keys[stage], "seconds": seconds, "finished": finished, "details": details}
+        self._save_state()
+        self.records[stage] = StageRecord(self.keys[stage], seconds, finished, False, details)
+        self.log(f"[{stage}] done in {seconds} s")
+
+    # --- stages ------------------------------------------------------------------------------
+
+    def _elicit(self, role: str, spec: str, splits: list[str], *, protocol: str, mode: str, samples: int, sampling,
+                adapter: Path | None = None, batch_size: int | None = None, base_url: str | None = None,
+                concurrency: int = 8) -> dict[str, Any]:
+        from .elicit import elicit
+        from .models.registry import ModelOptions, load_model
+        from .store import Store
+
+        if role in self.force:  # a forced elicitation starts its run afresh instead of resuming it
+            with Store(self.paths["store"]) as store:
+                store.delete_run(self.run_name(role))
+        scenarios = self.scenarios(splits)
+        model = load_model(spec, ModelOptions(adapter=adapter, batch_size=batch_size, base_url=base_url,
+                                              concurrency=concurrency))
+        try:
+            with Store(self.paths["store"]) as store, progress_bar(f"{role}: {spec}") as progress:
+                summary = elicit(
+                    store, model, scenarios, run_name=self.run_name(role), protocol=protocol, mode=mode,  # type: ignore[arg-type]
+                    samples=samples, settings=sampling, seed=self.config.seed,
+                    adapter=str(adapter) if adapter else None, progress=progress,
+                )
+        finally:
+            model.close()
+        valid = sum(s.valid for s in summary.scenarios)
+        total = sum(s.n for s in summary.scenarios)
+        return {"run": self.run_name(role), "model": spec, "samples": total, "valid": valid, "new": summary.new,
+                "model_info": model.info().details}
+
+    def teacher(self) -> dict[str, Any]:
+        t = self.config.teacher
+        return self._elicit("teacher", t.model, t.splits, protocol=t.protocol, mode="sample", samples=t.samples,
+                            sampling=t.sampling, batch_size=t.batch_size, base_url=t.base_url, concurrency=t.concurrency)
+
+    def dataset(self) -> dict[str, Any]:
+        from .dataset import build_dataset
+        from .store import Store
+
+        shutil.rmtree(self.paths["dataset"], ignore_errors=True)
+        with Store(self.paths["store"]) as store:
+            manifest = build_dataset(
+                store, store.require_run(self.run_name("teacher")), self.library, self.paths["dataset"],
+                prompt_protocol=self.config.dataset.prompt_protocol, require_motivation=self.config.dataset.require_motivation,
+            )
+        return {"examples": manifest.examples, "dropped_invalid": manifest.dropped_invalid, "decisions": manifest.decisions}
+
+    def train(self) -> dict[str, Any]:
+        from .train import CHECKPOINTS, train
+
+        adapter = self.paths["adapter"]
+        recorded = self.state.get("train", {})
+        # Same key and checkpoints left by an interrupted run: continue it; anything else starts afresh.
+        resume = recorded.get("started_key") == self.keys["train"] and (adapter / CHECKPOINTS).is_dir() \
+            and "train" not in self.force
+        if not resume:
+            shutil.rmtree(adapter, ignore_errors=True)
+        self.state["train"] = {**recorded, "started_key": self.keys["train"]}
+        self._save_state()
+        result = train(self.config.student.model, self.paths["dataset"], adapter, self.config.train, resume=resume)
+        return {"steps": result.steps, "examples": result.examples, "final_loss": result.final_loss,
+                "resumed_from": result.resumed_from}
+
+    def _student_run(self, role: str, adapter: Path | None) -> dict[str, Any]:
+        s = self.config.student
+        return self._elicit(role, s.model, self.config.evaluate.splits, protocol=s.protocol, mode=s.mode,
+                            samples=s.samples, sampling=s.sampling, adapter=adapter, batch_size=s.batch_size)
+
+    def evaluate(self) -> dict[str, Any]:
+        from .evaluate import evaluate_runs, save_report
+        from .store import Store
+
+        runs = {role: self.run_name(role) for role in ("teacher", "base", "student")}
+        with Store(self.paths["store"]) as store:
+            report = evaluate_runs(store, runs, self.library, bootstrap=self.config.evaluate.bootstrap, seed=self.config.seed)
+        save_report(report, self.paths["eval"])
+        return {split: {"gap_closed": r.gap_closed, "gap_closed_ci": r.gap_closed_ci,
+                        "paper_improvement_mean": r.paper_improvement_mean, "cells": len(r.cells)}
+                for split, r in report.splits.items()}
+
+    def report(self) -> dict[str, Any]:
+        from .evaluate import load_report
+        from .evaluate.report import write_report
+
+        paths = write_report(load_report(self.paths["eval"]), self.paths["report"])
+        return {"files": sorted(p.name for p in paths.values())}
+
+    # --- driver ------------------------------------------------------------------------------
+
+    def run(self) -> PipelineResult:
+        self.out.mkdir(parents=True, exist_ok=True)
+        started = time.perf_counter()
+        self._stage("teacher", self.teacher)
+        self._stage("dataset", self.dataset)
+        self._stage("train", self.train)
+        self._stage("base", lambda: self._student_run("base", None))
+        self._stage("student", lambda: self._student_run("student", self.paths["adapter"]))
+        self._stage("evaluate", self.evaluate)
+        self._stage("report", self.report)
+        result = PipelineResult(self.out, self.records, self.paths["eval"], self.paths["report"], round(_peak_rss_mb(), 1))
+        self._write_manifest(result, time.perf_counter() - started)
+        return result
+
+    def _write_manifest(self, result: PipelineResult, wall: float) -> None:
+        manifest = {
+            "config": self.config.model_dump(mode="json"),
+            "versions": _versions(),
+            "stage_keys": self.keys,
+            "runs": {role: self.run_name(role) for role in ("teacher", "base", "student")},
+            "seeds": {"run": self.config.seed, "train": self.config.train.seed},
+            "stages": {name: vars(rec) for name, rec in result.stages.items()},
+            "wall_s_this_invocation": round(wall, 1),
+            "peak_rss_mb_this_invocation": result.peak_rss_mb,
+            "machine": {"platform": platform.platform(), "processor": platform.processor(), "cpus": _cpus()},
+        }
+        (self.out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, default=str))
+
+
+def _cpus() -> int | None:
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def run_pipeline(config: Config, out: Path | None = None, *, force: set[str] = frozenset(),
+                 log: Callable[[str], None] = print) -> PipelineResult:
+    """Run (or continue) the whole pipeline into `out` (default: config.out)."""
+    return Pipeline(config, out or config.out, force=force, log=log).run()
