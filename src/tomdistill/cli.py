@@ -171,10 +171,11 @@ def elicit(
     seed: Annotated[int, typer.Option(help="Run seed; each sample's seed derives from it, the scenario and the index.")] = 0,
     adapter: Annotated[Optional[Path], typer.Option(help="PEFT LoRA adapter folder to put on an hf/default model.")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL (openai: models). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Prompts per batch on hf backends (default 8 on CPU, 32 on GPU).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Prompts per batch on hf backends (default 16 on CPU, 32 on GPU).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once (openai: models).")] = 8,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = 120.0,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 (hf backends). auto: bf16 on GPUs and on CPUs with AVX512-BF16/AMX, else fp32.")] = "auto",
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
@@ -189,7 +190,7 @@ def elicit(
     chosen = [lib.scenario(s) for s in scenario] if scenario else [x for sp in (split or ["train"]) for x in lib.scenarios(sp)]
     settings = SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     options = ModelOptions(adapter=adapter, base_url=base_url, device=device, batch_size=batch_size,
-                           concurrency=concurrency, timeout_s=timeout)
+                           concurrency=concurrency, timeout_s=timeout, dtype=dtype)
     with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
         backend = load_model(model, options)
     with Store(store) as db:

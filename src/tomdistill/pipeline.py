@@ -171,7 +171,7 @@ class Pipeline:
 
     def _elicit(self, role: str, spec: str, splits: list[str], *, protocol: str, mode: str, samples: int, sampling,
                 adapter: Path | None = None, batch_size: int | None = None, base_url: str | None = None,
-                concurrency: int = 8) -> dict[str, Any]:
+                concurrency: int = 8, dtype: str = "auto") -> dict[str, Any]:
         from .elicit import elicit
         from .models.registry import ModelOptions, load_model
         from .store import Store
@@ -181,7 +181,7 @@ class Pipeline:
                 store.delete_run(self.run_name(role))
         scenarios = self.scenarios(splits)
         model = load_model(spec, ModelOptions(adapter=adapter, batch_size=batch_size, base_url=base_url,
-                                              concurrency=concurrency))
+                                              concurrency=concurrency, dtype=dtype))
         try:
             with Store(self.paths["store"]) as store, progress_bar(f"{role}: {spec}") as progress:
                 summary = elicit(
@@ -199,7 +199,8 @@ class Pipeline:
     def teacher(self) -> dict[str, Any]:
         t = self.config.teacher
         return self._elicit("teacher", t.model, t.splits, protocol=t.protocol, mode="sample", samples=t.samples,
-                            sampling=t.sampling, batch_size=t.batch_size, base_url=t.base_url, concurrency=t.concurrency)
+                            sampling=t.sampling, batch_size=t.batch_size, base_url=t.base_url, concurrency=t.concurrency,
+                            dtype=t.dtype)
 
     def dataset(self) -> dict[str, Any]:
         from .dataset import build_dataset
@@ -232,7 +233,8 @@ class Pipeline:
     def _student_run(self, role: str, adapter: Path | None) -> dict[str, Any]:
         s = self.config.student
         return self._elicit(role, s.model, self.config.evaluate.splits, protocol=s.protocol, mode=s.mode,
-                            samples=s.samples, sampling=s.sampling, adapter=adapter, batch_size=s.batch_size)
+                            samples=s.samples, sampling=s.sampling, adapter=adapter, batch_size=s.batch_size,
+                            dtype=s.dtype)
 
     def evaluate(self) -> dict[str, Any]:
         from .evaluate import evaluate_runs, save_report

@@ -55,11 +55,11 @@ def _last_checkpoint(folder: Path) -> Path | None:
 def _use_bf16(config: TrainConfig) -> bool:
     import torch
 
+    from .hardware import prefer_bf16
+
     if config.bf16 is not None:
         return config.bf16
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    return True  # CPU: measured faster than fp32 here (see TrainConfig.bf16)
+    return prefer_bf16("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def train(

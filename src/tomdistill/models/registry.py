@@ -37,6 +37,7 @@ class ModelOptions:
     adapter: Path | None = None
     base_url: str | None = None
     device: str | None = None
+    dtype: str | None = None  # auto (None), float32, bfloat16, float16: hf backends only
     batch_size: int | None = None
     concurrency: int = 8
     timeout_s: float = 120.0
