@@ -394,15 +394,15 @@ def _print_eval(report) -> None:
         return "-" if v is None else f"{v:.{digits}f}{suffix}"
 
     table = Table(title="alignment: how far the student moved from its base toward the teacher", title_justify="left")
-    for col in ("split", "cells", "gap closed", "95% CI", "paper impr.", "r(S,T)", "r(B,T)"):
+    for col in ("split", "cells", "gap closed", "95% CI", "paper", "r(S,T)", "r(B,T)"):
         table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
     for name, s in report.splits.items():
-        ci = "-" if not s.gap_closed_ci else f"[{s.gap_closed_ci[0]:.1f}, {s.gap_closed_ci[1]:.1f}]"
+        ci = "-" if not s.gap_closed_ci else f"[{s.gap_closed_ci[0]:.0f}, {s.gap_closed_ci[1]:.0f}]"
         table.add_row(name, str(len(s.cells)), fmt(s.gap_closed), ci,
                       fmt(s.paper_improvement_mean),
                       fmt(s.profile_correlation_student, "", 2), fmt(s.profile_correlation_base, "", 2))
     console.print(table)
-    console.print("gap closed = 1 - sum|S-T| / sum|B-T| over a split's cells; paper impr. = mean of (B-S)/(B-T); "
+    console.print("gap closed = 1 - sum|S-T| / sum|B-T| over a split's cells; paper = mean of (B-S)/(B-T) (%); "
                   "r = correlation of rate profiles across cells (S student, B base, T teacher)")
     if report.skipped:
         console.print(f"left out (a role had no data): {', '.join(report.skipped)}")

