@@ -79,17 +79,20 @@ def _split(cells: list[tuple[Cell, tuple[Observations, Observations, Observation
     complete = [u for u in units if None not in u]
     improvements = [c.paper_improvement for c, _ in cells if c.paper_improvement is not None]
     teacher, base, student = (list(col) for col in zip(*complete)) if complete else ([], [], [])
+    interval = bootstrap_gap_closed([obs for (_, obs), u in zip(cells, units) if None not in u], bootstrap, rng)
     return SplitResult(
         cells=[c for c, _ in cells],
         paper_improvement_mean=float(np.mean(improvements)) if improvements else None,
         paper_improvement_cells=len(improvements),
         gap_closed=gap_closed(complete),
-        gap_closed_ci=bootstrap_gap_closed([obs for (_, obs), u in zip(cells, units) if None not in u], bootstrap, rng),
+        gap_closed_ci=[interval.low, interval.high] if interval else None,
+        gap_closed_bias=interval.bias if interval else None,
         mean_abs_gap_base=100 * float(np.mean(np.abs(np.subtract(base, teacher)))) if complete else None,
         mean_abs_gap_student=100 * float(np.mean(np.abs(np.subtract(student, teacher)))) if complete else None,
         profile_correlation_base=correlation(base, teacher),
         profile_correlation_student=correlation(student, teacher),
-        significant_moves=sum(bool(c.student_vs_base.significant) for c, _ in cells),
+        significant_moves=None if all(c.student_vs_base.p_value is None for c, _ in cells)
+        else sum(bool(c.student_vs_base.significant) for c, _ in cells),
     )
 
 

@@ -105,9 +105,16 @@ def improvement(report: EvalReport, path: Path) -> Path:
         if ci := report.splits[s].gap_closed_ci:
             axes[0].vlines(xi, ci[0], ci[1], color="black", lw=1.2)
             axes[0].hlines(ci, xi - 0.08, xi + 0.08, color="black", lw=1.2)
-    axes[0].set_title("gap closed (95% bootstrap interval)", fontsize=9)
+    # A one-cell split can have an interval hundreds of points wide; keep the others readable.
+    lows = [v for v in values if not np.isnan(v)] + [report.splits[s].gap_closed_ci[0] for s in splits
+                                                      if report.splits[s].gap_closed_ci]
+    floor = max(-100.0, min(lows, default=0.0) - 10)
+    axes[0].set_ylim(floor, 110)
+    clipped = any(ci[0] < floor for s in splits if (ci := report.splits[s].gap_closed_ci))
+    axes[0].set_title("gap closed (95% bootstrap interval" + (", clipped" if clipped else "") + ")", fontsize=9)
     paper = [report.splits[s].paper_improvement_mean for s in splits]
     axes[1].bar(x, [p if p is not None else np.nan for p in paper], color=colours)
+    axes[1].set_ylim(min(-30.0, *(p - 10 for p in paper if p is not None)), max(110.0, *(p + 10 for p in paper if p is not None)))
     axes[1].set_title("paper's mean improvement", fontsize=9)
     for ax in axes:
         ax.axhline(0, color="black", lw=0.6)
@@ -129,9 +136,15 @@ _TEMPLATE = """# tomdistill evaluation
 | split | cells | gap closed | 95% CI | paper improvement (mean) | defined cells | r(student, teacher) | r(base, teacher) | significant moves |
 |---|---|---|---|---|---|---|---|---|
 {% for name, s in report.splits.items() -%}
-| {{ name }} | {{ s.cells|length }} | {{ fmt(s.gap_closed, 1, '%') }} | {{ ci(s.gap_closed_ci) }} | {{ fmt(s.paper_improvement_mean, 1, '%') }} | {{ s.paper_improvement_cells }} | {{ fmt(s.profile_correlation_student, 2) }} | {{ fmt(s.profile_correlation_base, 2) }} | {{ s.significant_moves }} |
+| {{ name }} | {{ s.cells|length }} | {{ fmt(s.gap_closed, 1, '%') }} | {{ ci(s.gap_closed_ci) }} | {{ fmt(s.paper_improvement_mean, 1, '%') }} | {{ s.paper_improvement_cells }} | {{ fmt(s.profile_correlation_student, 2) }} | {{ fmt(s.profile_correlation_base, 2) }} | {{ '–' if s.significant_moves is none else s.significant_moves }} |
 {% endfor %}
 
+{% for name, s in report.splits.items() %}
+{% if s.gap_closed_ci and s.gap_closed is not none and not (s.gap_closed_ci[0] <= s.gap_closed <= s.gap_closed_ci[1]) %}
+> **{{ name }}**: the bootstrap interval does not contain the estimate (bias {{ fmt(s.gap_closed_bias, 1) }} points): there are too few samples per cell for a stable interval; sample the teacher (and students) more.
+
+{% endif %}
+{% endfor %}
 *Gap closed* = 1 - sum|student - teacher| / sum|base - teacher| over the cells of a split (100% = the
 student matches the teacher, 0% = no closer than the base, negative = further away). The *paper
 improvement* is (base - student) / (base - teacher) per cell, averaged; it is unstable where base and

@@ -69,7 +69,12 @@ class SplitResult(_Model):
         description="1 - sum|student - teacher| / sum|base - teacher| over the cells, in percent."
     )
     gap_closed_ci: list[float] | None = Field(
-        None, description="[low, high] 95% basic bootstrap interval, resampling samples within cells."
+        None, description="[low, high] 95% percentile bootstrap interval, resampling samples within cells."
+    )
+    gap_closed_bias: float | None = Field(
+        None,
+        description="Mean bootstrap replicate minus gap_closed (points). Far from 0 means too few samples per cell: "
+        "noise inflates the absolute gaps, and the interval may not contain the estimate.",
     )
     mean_abs_gap_base: float | None = Field(None, description="Mean |base - teacher| over the cells.")
     mean_abs_gap_student: float | None = Field(None, description="Mean |student - teacher| over the cells.")
@@ -79,7 +84,9 @@ class SplitResult(_Model):
     profile_correlation_student: float | None = Field(
         None, description="Pearson correlation of student and teacher rates across cells: game/context awareness."
     )
-    significant_moves: int = Field(0, description="Cells where the student differs from the base (Holm p < 0.05).")
+    significant_moves: int | None = Field(
+        None, description="Cells where the student differs from the base (Holm p < 0.05); null when both were scored."
+    )
 
 
 class Source(_Model):
