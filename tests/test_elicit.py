@@ -204,3 +204,20 @@ def test_run_of_a_user_scenario_needs_its_library(tmp_path, capsys) -> None:
     assert main(["runs", "show", "u", "--store", db]) == 2
     assert "library lacks (fishing/chicken_high_stakes)" in capsys.readouterr().err
     assert main(["reparse", "u", "--store", db, "--library", example]) == 0
+
+
+def test_two_processes_write_one_store_at_once(tmp_path) -> None:
+    """WAL and a busy timeout let two elicitations share a store; both finish with every sample."""
+    db = tmp_path / "shared.db"
+    procs = [
+        subprocess.Popen([sys.executable, "-m", "tomdistill", "elicit", "--model", "mock:rate=0.5,delay=0.002",
+                          "--run", name, "--split", "train", "-n", "15", "--store", str(db)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for name in ("left", "right")
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()[-500:]
+    with Store(db) as store:
+        for name in ("left", "right"):
+            assert store.count(store.require_run(name).id) == 300
