@@ -8,7 +8,7 @@ import tomllib
 import pytest
 
 from tomdistill.cli import main
-from tomdistill.config import Config, config_toml, load_config
+from tomdistill.config import Config, load_config
 from tomdistill.errors import TomdistillError
 from tomdistill.evaluate import load_report
 from tomdistill.pipeline import STAGES, Pipeline
