@@ -340,3 +340,30 @@ def test_empty_request_list_starts_nothing(models) -> None:
     model = models("http://127.0.0.1:9/v1")
     assert list(model.generate([], SETTINGS)) == []
     assert not loop_threads()
+
+
+def test_planted_key_never_reaches_any_artifact(serve, monkeypatch, tmp_path, capsys) -> None:
+    """The key goes to the server only: grep every file a run writes, and everything printed."""
+    from tomdistill.cli import main
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    srv = serve(lambda seed, attempt: "500" if attempt == 0 and seed % 3 == 0 else "ok")
+    db = str(tmp_path / "store.db")
+    teacher = ["elicit", "--model", "openai:fake-70b", "--base-url", srv.url, "--run", "teacher", "--split", "train",
+               "--protocol", "motivated", "-n", "2", "--store", db]
+    assert main(teacher) == 0
+    for name, rate in (("base", "0.9"), ("student", "0.6")):
+        assert main(["elicit", "--model", f"mock:rate={rate}", "--run", name, "--split", "train", "--mode", "score",
+                     "--store", db]) == 0
+    assert main(["dataset", "--from-run", "teacher", "--out", str(tmp_path / "ds"), "--store", db]) == 0
+    assert main(["evaluate", "--teacher", "teacher", "--base", "base", "--student", "student", "--store", db,
+                 "--out", str(tmp_path / "eval.json"), "--bootstrap", "50"]) == 0
+    assert main(["report", str(tmp_path / "eval.json"), "--out", str(tmp_path / "report")]) == 0
+    assert main(["runs", "export", "teacher", "--out", str(tmp_path / "teacher.jsonl"), "--store", db]) == 0
+    printed = capsys.readouterr()
+    assert all(a == f"Bearer {KEY}" for a in srv.auth) and len(srv.auth) > 40  # the server did get it
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(files) > 10
+    for path in files:
+        assert KEY.encode() not in path.read_bytes(), path
+    assert KEY not in printed.out + printed.err

@@ -210,7 +210,7 @@ template, `{TRAIN_CONFIG}` (exact config and versions), `{TRAIN_LOG}` (loss per 
 
 def merge(adapter: Path, out: Path, student: str | None = None) -> Path:
     """Write the student with the adapter folded into its weights, as a standalone model folder."""
-    from .models.hf import check_adapter_dir
+    from .models.registry import check_adapter_dir
 
     check_adapter_dir(adapter)
     info_path = adapter / TRAIN_CONFIG

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import TomdistillError
 from ..hardware import prefer_bf16
 from .base import GenRequest, GenResult, Model, ModelInfo, SamplingSettings, ScoreRequest, ScoreResult
-from .registry import ModelOptions
+from .registry import ModelOptions, check_adapter_dir
 
 try:
     import torch
@@ -60,14 +60,6 @@ def pick_dtype(device: str, requested: str | None = None) -> "torch.dtype":
     if prefer_bf16(device):
         return torch.bfloat16
     return torch.float16 if device.startswith("cuda") else torch.float32
-
-
-def check_adapter_dir(adapter: Path) -> None:
-    """Refuse a missing or non-PEFT adapter folder with a message naming it."""
-    if not adapter.is_dir():
-        raise TomdistillError(f"{adapter}: adapter folder not found")
-    if not (adapter / "adapter_config.json").is_file():
-        raise TomdistillError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
 
 
 class HFModel(Model):

@@ -45,6 +45,14 @@ class ModelOptions:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def check_adapter_dir(adapter: Path) -> None:
+    """Refuse a missing or non-PEFT adapter folder with a message naming it (before any model loads)."""
+    if not adapter.is_dir():
+        raise TomdistillError(f"{adapter}: adapter folder not found")
+    if not (adapter / "adapter_config.json").is_file():
+        raise TomdistillError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
+
+
 def parse_spec(spec: str) -> tuple[str, str]:
     """('hf', 'HuggingFaceTB/SmolLM2-135M-Instruct') from 'hf:HuggingFaceTB/SmolLM2-135M-Instruct'."""
     provider, sep, ident = spec.partition(":")
@@ -60,6 +68,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
 def load_model(spec: str, options: ModelOptions | None = None) -> Model:
     """Build the backend for `spec`, importing its libraries now."""
     provider, ident = parse_spec(spec)
+    if options is not None and options.adapter is not None:
+        check_adapter_dir(options.adapter)
     module_name, class_name, extra = PROVIDERS[provider]
     try:
         module = importlib.import_module(module_name)
