@@ -99,6 +99,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, {"choices": []})
         elif action in ("empty", "null"):
             self.send(200, {"choices": [{"message": {"role": "assistant", "content": "" if action == "empty" else None}}]})
+        elif action == "prose":  # valid JSON, but no decision in it: stored as invalid, never dropped
+            self.send(200, {"choices": [{"message": {"role": "assistant", "content": "I would rather not say."}}]})
         elif action == "logprobs":
             top = [("C", 0.5), (" C", 0.1), ("D", 0.2), ("The", 0.15)]
             content = [{"token": "C", "logprob": math.log(0.5),
@@ -367,3 +369,65 @@ def test_planted_key_never_reaches_any_artifact(serve, monkeypatch, tmp_path, ca
     for path in files:
         assert KEY.encode() not in path.read_bytes(), path
     assert KEY not in printed.out + printed.err
+
+
+FAULTS = ("500", "503", "429:0", "hang", "close", "badjson", "nochoices")
+
+
+def _faulty(share: float) -> Plan:
+    """First attempt of a seed fails with one of the FAULTS for `share` of the seeds; some replies
+    are valid JSON but no decision; retries succeed."""
+    import random
+
+    def plan(seed: int, attempt: int) -> str:
+        rng = random.Random(seed)
+        if attempt == 0 and rng.random() < share:
+            return rng.choice(FAULTS)
+        return "prose" if rng.random() < 0.1 else "ok"
+
+    return plan
+
+
+def test_thirty_percent_faults_lose_no_sample(serve, monkeypatch, tmp_path, capsys) -> None:
+    from tomdistill.cli import main
+    from tomdistill.store import Store
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    srv = serve(_faulty(0.3))
+    db = tmp_path / "faults.db"
+    args = ["elicit", "--model", "openai:fake", "--base-url", srv.url, "--run", "f", "--split", "train", "-n", "10",
+            "--protocol", "motivated", "--timeout", "0.5", "--concurrency", "8", "--store", str(db)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    faults = sum(srv.actions[f] for f in FAULTS)
+    assert faults >= 40  # about 30% of 200
+    assert f"{faults} retries" in out.replace("\n", " ")
+    with Store(db) as store:
+        samples = store.samples(store.require_run("f").id)
+    assert len(samples) == 200 and len({(s.scenario, s.sample_index) for s in samples}) == 200
+    prose = [s for s in samples if not s.valid]
+    assert prose and all(s.raw_text and s.invalid_reason for s in prose)  # kept with their raw text
+    assert srv.actions["prose"] == len(prose)
+
+
+def test_exhausted_retries_stop_the_run_and_the_rerun_resumes(serve, monkeypatch, tmp_path, capsys) -> None:
+    from tomdistill.cli import main
+    from tomdistill.store import Store
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    down = serve(lambda seed, attempt: "503" if seed % 5 == 0 else "ok")
+    db = tmp_path / "stop.db"
+    args = ["elicit", "--model", "openai:fake", "--run", "s", "--split", "train", "-n", "6", "--max-retries", "1",
+            "--concurrency", "2", "--store", str(db)]
+    assert main([*args, "--base-url", down.url]) == 1
+    err = capsys.readouterr().err
+    assert "no usable reply after 2 tries" in err and "re-run the same command to continue" in err
+    with Store(db) as store:
+        stored = store.count(store.require_run("s").id)
+    assert 0 < stored < 120
+    healthy = serve()
+    assert main([*args, "--base-url", healthy.url]) == 0
+    assert f"{120 - stored} new of 120 requested" in capsys.readouterr().out.replace("\n", " ")
+    with Store(db) as store:
+        samples = store.samples(store.require_run("s").id)
+    assert len(samples) == 120 and len({(s.scenario, s.sample_index) for s in samples}) == 120

@@ -173,6 +173,7 @@ def elicit(
     base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL (openai: models). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
     batch_size: Annotated[Optional[int], typer.Option(min=1, help="Prompts per batch on hf backends (default 16 on CPU, 32 on GPU).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once (openai: models).")] = 8,
+    max_retries: Annotated[int, typer.Option(min=0, help="Retries per request on 429/5xx/timeouts/garbled replies before the run stops (openai: models).")] = 6,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = 120.0,
     device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 (hf backends). auto: bf16 on GPUs and on CPUs with AVX512-BF16/AMX, else fp32.")] = "auto",
@@ -190,7 +191,7 @@ def elicit(
     chosen = [lib.scenario(s) for s in scenario] if scenario else [x for sp in (split or ["train"]) for x in lib.scenarios(sp)]
     settings = SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     options = ModelOptions(adapter=adapter, base_url=base_url, device=device, batch_size=batch_size,
-                           concurrency=concurrency, timeout_s=timeout, dtype=dtype)
+                           concurrency=concurrency, timeout_s=timeout, max_retries=max_retries, dtype=dtype)
     with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
         backend = load_model(model, options)
     with Store(store) as db:
@@ -213,7 +214,7 @@ def elicit(
 
 def _stopped(db, run: str, why: str) -> None:
     stored = db.count(db.require_run(run).id) if db.get_run(run) else 0
-    Console(stderr=True).print(
+    Console(stderr=True, soft_wrap=True).print(
         f"[yellow]stopped:[/] {why}\n{stored} samples of run '{run}' are stored in {db.path}; "
         "re-run the same command to continue where it stopped.", highlight=False
     )
@@ -369,7 +370,7 @@ def train(
     try:
         result = run_train(student, data, out, recipe, resume=resume)
     except KeyboardInterrupt:
-        Console(stderr=True).print(f"[yellow]interrupted:[/] checkpoints are in {out}/checkpoints; "
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]interrupted:[/] checkpoints are in {out}/checkpoints; "
                                    "re-run with --resume to continue.")
         raise typer.Exit(130) from None
     console.print(f"trained {result.steps} steps on {result.examples} examples in {result.wall_s} s; "
@@ -487,7 +488,7 @@ def run(
     try:
         result = run_pipeline(cfg, out, force=set(force or []), log=lambda line: console.print(line, highlight=False, markup=False))
     except KeyboardInterrupt:
-        Console(stderr=True).print("[yellow]interrupted:[/] finished stages and samples are kept; "
+        Console(stderr=True, soft_wrap=True).print("[yellow]interrupted:[/] finished stages and samples are kept; "
                                    "re-run the same command to continue.")
         raise typer.Exit(130) from None
     from .evaluate import load_report
