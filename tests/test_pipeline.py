@@ -88,3 +88,86 @@ def test_pipeline_end_to_end_on_the_default_models(tmp_path, capsys) -> None:
     assert main(["run", str(config), "--out", str(out), "--force", "evaluate"]) == 0
     third = capsys.readouterr().out
     assert "[evaluate] running" in third and "[report] running" in third and "[train] up to date" in third
+
+
+@pytest.mark.e2e
+def test_killed_run_continues_without_losing_or_duplicating(tmp_path) -> None:
+    """kill -9 `tomdistill run` during the teacher stage and during training; the re-run finishes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tomdistill.store import Store
+
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY.replace("max_steps = 2", "max_steps = 3"))
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "tomdistill", "run", str(config), "--out", str(out)]
+
+    def teacher_samples() -> int:
+        if not (out / "tomdistill.db").exists():
+            return 0
+        with Store(out / "tomdistill.db") as store:
+            runs = [r for r in store.runs() if r.name.startswith("teacher-")]
+            return store.count(runs[0].id) if runs else 0
+
+    def kill_when(ready, limit: float = 300) -> None:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + limit
+        while not ready():
+            assert proc.poll() is None, "the run ended before the kill"
+            assert time.time() < deadline
+            time.sleep(0.3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+    kill_when(lambda: teacher_samples() >= 5)
+    assert 5 <= teacher_samples() < 26
+    kill_when(lambda: (out / "adapter" / "checkpoints" / "checkpoint-1" / "trainer_state.json").is_file())
+    assert not (out / "adapter" / "adapter_model.safetensors").exists()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "[teacher] up to date" in done.stdout and "[train] running" in done.stdout
+    state = json.loads((out / "pipeline.json").read_text())
+    assert state["train"]["details"]["resumed_from"].endswith("checkpoint-1")
+    assert state["train"]["details"]["steps"] == 3
+    with Store(out / "tomdistill.db") as store:
+        teacher = next(r for r in store.runs() if r.name.startswith("teacher-"))
+        keys = store.conn.execute(
+            "SELECT COUNT(*), COUNT(DISTINCT scenario || '/' || sample_index) FROM samples WHERE run_id = ?", (teacher.id,)
+        ).fetchone()
+    assert tuple(keys) == (26, 26)  # 13 scenarios x 2 samples, each once
+    load_report(out / "eval.json")
+
+
+@pytest.mark.e2e
+def test_planted_key_absent_from_every_artifact_of_a_run(tmp_path, monkeypatch, capsys) -> None:
+    """A run whose teacher sits behind a (local, fake) OpenAI-compatible server that wants a key."""
+    import threading
+
+    from test_openai_backend import KEY, FakeServer
+
+    splits = '["train", "heldout_context", "heldout_game"]'
+    server = FakeServer(lambda seed, attempt: "500" if attempt == 0 and seed % 4 == 0 else "ok")
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        monkeypatch.setenv("OPENAI_API_KEY", KEY)
+        config = tmp_path / "c.toml"
+        config.write_text(TINY.replace('include = ["team/*", "sports/*", "community/*"]',
+                                       'include = ["team/stag_hunt", "sports/stag_hunt", "team/stag_hunt_x2"]')
+                          .replace("[teacher]", f'[teacher]\nmodel = "openai:fake-70b"\nbase_url = "{server.url}"\n'
+                                   f'splits = {splits}')
+                          .replace("[evaluate]", f"[evaluate]\nsplits = {splits}"))
+        out = tmp_path / "run"
+        assert main(["run", str(config), "--out", str(out)]) == 0
+        printed = capsys.readouterr()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert server.auth and all(a == f"Bearer {KEY}" for a in server.auth)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "manifest.json" for p in files) and len(files) > 20
+    for path in files:
+        assert KEY.encode() not in path.read_bytes(), path
+    assert KEY not in printed.out + printed.err
