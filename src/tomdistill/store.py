@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -125,6 +126,20 @@ _SAMPLE_COLUMNS = (
 )
 
 
+def _when_unlocked(action, patience_s: float = 60.0):
+    """Run `action`, retrying while another process holds the database lock (up to `patience_s`)."""
+    deadline = time.monotonic() + patience_s
+    pause = 0.02
+    while True:
+        try:
+            return action()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -146,11 +161,13 @@ class Store:
             self.conn = sqlite3.connect(self.path, timeout=60, isolation_level=None)
             self.conn.row_factory = sqlite3.Row
             self.conn.execute("PRAGMA busy_timeout = 60000")
-            self.conn.execute("PRAGMA journal_mode = WAL")
+            # Switching a new file to WAL takes an exclusive lock and, unlike writes, does not wait
+            # for a busy one: two processes opening one new store at once would fail without this.
+            _when_unlocked(lambda: self.conn.execute("PRAGMA journal_mode = WAL"))
             # In WAL mode NORMAL survives a killed process (only power loss may drop the last commits).
             self.conn.execute("PRAGMA synchronous = NORMAL")
             self.conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
+            _when_unlocked(self._migrate)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{self.path}: not a usable tomdistill store ({exc})") from None
 
