@@ -131,6 +131,7 @@ def elicit(
         raise ValueError("no scenarios to ask about")
     settings = (settings or SamplingSettings()).for_protocol(protocol)
     per_scenario = 1 if mode == "score" else samples
+    info = model.info()
     run = store.open_run(
         run_name,
         model=model.spec,
@@ -139,7 +140,7 @@ def elicit(
         mode=mode,
         settings=settings.model_dump() if mode == "sample" else {},
         seed=seed,
-        model_info=model.info().details | {"backend": model.info().backend},
+        model_info=info.details | {"backend": info.backend},
     )
     todo = _missing(store, run, scenarios, protocol, per_scenario)
     total = per_scenario * len(scenarios)
