@@ -19,7 +19,7 @@ from .models.base import GenRequest, Model, SamplingSettings, ScoreRequest
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision
 from .scenarios.render import Protocol, num
-from .runs import current_samples, decision_fields
+from .runs import current_samples, decision_fields, sample_rate
 from .store import Run, Sample, Store
 
 Mode = Literal["sample", "score"]
@@ -80,16 +80,7 @@ class _Todo:
 def cooperation_rate(scenario: Scenario, samples: Sequence[Sample]) -> float | None:
     """Share of the cooperative action among valid samples, or the mean amount; score-mode samples
     contribute their probability (or expected amount) instead of a single draw."""
-    values: list[float] = []
-    for s in samples:
-        if not s.valid:
-            continue
-        if scenario.numeric:  # both modes store the amount (or its expectation) in `value`
-            values.append(float(s.value))  # type: ignore[arg-type]
-        elif s.probs is not None:
-            values.append(s.probs.get(scenario.game.cooperative_action, 0.0))
-        else:
-            values.append(float(s.action == scenario.game.cooperative_action))
+    values = [sample_rate(scenario, s) for s in samples if s.valid]
     return statistics.fmean(values) if values else None
 
 

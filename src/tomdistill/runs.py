@@ -47,6 +47,17 @@ def current_samples(store: Store, run: Run, scenario: Scenario) -> list[Sample]:
     return [s for s in store.samples(run.id, scenario.id) if s.prompt_hash == digest]
 
 
+def sample_rate(scenario: Scenario, sample: Sample) -> float:
+    """What one valid sample says about the rate: the amount (or expected amount) in numeric games;
+    otherwise P(cooperate) in score mode, or 1.0 / 0.0 for a sampled cooperate / defect."""
+    if scenario.numeric:  # both modes store the amount (or its expectation) in `value`
+        return float(sample.value)  # type: ignore[arg-type]
+    cooperate = scenario.game.cooperative_action
+    if sample.probs is not None:
+        return sample.probs.get(cooperate, 0.0)
+    return float(sample.action == cooperate)
+
+
 def run_scenarios(store: Store, run: Run, library: Library) -> list[Scenario]:
     """The scenarios a run has samples of, in library order; an error names any the library lacks."""
     ids = {row[0] for row in store.conn.execute("SELECT DISTINCT scenario FROM samples WHERE run_id = ?", (run.id,))}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TomdistillError
-from ..runs import current_samples, run_scenarios
+from ..runs import current_samples, run_scenarios, sample_rate
 from ..scenarios import Library
 from ..scenarios.parse import game_answer_spec, parse_reply
 from ..scenarios.spec import MatrixGame
@@ -63,16 +63,12 @@ def observations_from_run(store: Store, run: Run, library: Library) -> dict[Cell
             scored = [s for s in samples if s.valid and s.probs]
             if not scored:
                 continue
-            dist = scored[0].probs
-            obs.distribution = dist
-            obs.score = scored[0].value if scenario.numeric else dist.get(game.cooperative_action, 0.0)
+            obs.distribution = scored[0].probs
+            obs.score = sample_rate(scenario, scored[0])
         else:
             valid = [s for s in samples if s.valid]
             obs.invalid = len(samples) - len(valid)
-            if scenario.numeric:
-                obs.values = np.array([s.value for s in valid], dtype=float)
-            else:
-                obs.values = np.array([float(s.action == game.cooperative_action) for s in valid])
+            obs.values = np.array([sample_rate(scenario, s) for s in valid], dtype=float)
         out[CellKey(scenario.split, scenario.context.id, game.id)] = obs
     return out
 
