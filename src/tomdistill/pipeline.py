@@ -21,13 +21,13 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from .config import Config
 from .errors import TomdistillError
 from .progress import progress_bar
+from .versions import package_versions
 from .scenarios import Scenario, load_library, prompt_hash, render
 
 STAGES = ("teacher", "dataset", "train", "base", "student", "evaluate", "report")
@@ -66,16 +66,6 @@ class PipelineResult:
 def _peak_rss_mb() -> float:
     # ru_maxrss is in KiB on Linux; children cover nothing here (all stages run in-process).
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("tomdistill", "torch", "transformers", "peft", "trl", "datasets", "accelerate", "numpy", "scipy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
 
 
 class Pipeline:
@@ -274,7 +264,7 @@ class Pipeline:
     def _write_manifest(self, result: PipelineResult, wall: float) -> None:
         manifest = {
             "config": self.config.model_dump(mode="json"),
-            "versions": _versions(),
+            "versions": package_versions(),
             "stage_keys": self.keys,
             "runs": {role: self.run_name(role) for role in ("teacher", "base", "student")},
             "seeds": {"run": self.config.seed, "train": self.config.train.seed},

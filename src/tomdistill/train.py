@@ -11,7 +11,6 @@ DeepSpeed, FSDP): it never moves tensors to a device itself and writes files on 
 from __future__ import annotations
 
 import json
-import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from .config import TrainConfig
 from .dataset import load_manifest, load_training_data
 from .errors import TomdistillError
 from .models.registry import local_model_path
+from .versions import package_versions
 
 CHECKPOINTS = "checkpoints"
 TRAIN_LOG = "training_log.jsonl"
@@ -153,7 +153,7 @@ def train(
         tokenizer.save_pretrained(str(out))
         info = {"student": student, "base_path": path, "dataset": str(data_dir), "teacher_run": manifest.teacher_run,
                 "config": config.model_dump(), "bf16": bf16, "result": asdict(result), "train_output": output.metrics,
-                "versions": _versions()}
+                "versions": package_versions()}
         (out / TRAIN_CONFIG).write_text(json.dumps(info, indent=2, default=str))
         (out / "README.md").write_text(model_card(info, manifest))
     return result
@@ -162,18 +162,6 @@ def train(
 def _last_loss(history: list[dict[str, Any]]) -> float | None:
     losses = [h["loss"] for h in history if "loss" in h]
     return round(float(losses[-1]), 4) if losses else None
-
-
-def _versions() -> dict[str, str]:
-    import peft
-    import torch
-    import transformers
-    import trl
-
-    from . import __version__
-
-    return {"tomdistill": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "peft": peft.__version__, "trl": trl.__version__, "python": platform.python_version()}
 
 
 def model_card(info: dict[str, Any], manifest) -> str:
