@@ -2,11 +2,13 @@
 
 The baseline mimics a one-sample-at-a-time loop: one `transformers` pipeline call per sample,
 same model, same prompts, same max_new_tokens and temperature, no sleep. tomdistill runs the
-same requests through its hf backend (batched KV-cache decoding, per-sample seeds, the default
-dtype), and once more in float32 to separate batching from the bf16 gain.
+same requests through its hf backend (continuous batching over a KV cache, one prefill per
+distinct prompt, per-sample seeds, the default dtype), and once more in float32 to separate the
+decoding loop from the bf16 gain. The workload is what `tomdistill elicit` sends: several samples
+of each scenario, side by side.
 
-    python benchmarks/elicit_throughput.py --model default:student --samples 32
-    python benchmarks/elicit_throughput.py --model default:teacher --samples 16
+    python benchmarks/elicit_throughput.py --model default:student --scenarios 4 --per-scenario 12
+    python benchmarks/elicit_throughput.py --model default:teacher --scenarios 4 --per-scenario 6
 
 Prints one Markdown table row per variant and writes benchmarks/results/elicit_<model>.json.
 """
@@ -27,9 +29,11 @@ from tomdistill.models.registry import ModelOptions, load_model, local_model_pat
 from tomdistill.scenarios import load_library, render
 
 
-def requests(n: int) -> list[GenRequest]:
-    scenarios = load_library().scenarios("train")
-    return [GenRequest(i, render(scenarios[i % len(scenarios)], "motivated"), seed=i) for i in range(n)]
+def requests(n_scenarios: int, per_scenario: int) -> list[GenRequest]:
+    """`per_scenario` samples of each of the first `n_scenarios` train scenarios, side by side, in
+    the order `tomdistill elicit` asks for them."""
+    scenarios = load_library().scenarios("train")[:n_scenarios]
+    return [GenRequest((s.id, i), render(s, "motivated"), seed=i) for s in scenarios for i in range(per_scenario)]
 
 
 def baseline(spec: str, reqs: list[GenRequest], settings: SamplingSettings) -> dict:
@@ -45,8 +49,8 @@ def baseline(spec: str, reqs: list[GenRequest], settings: SamplingSettings) -> d
     return {"seconds": time.perf_counter() - started, "tokens": tokens}
 
 
-def ours(spec: str, reqs: list[GenRequest], settings: SamplingSettings, dtype: str) -> dict:
-    model = load_model(spec, ModelOptions(dtype=dtype))
+def ours(spec: str, reqs: list[GenRequest], settings: SamplingSettings, dtype: str, batch: int | None) -> dict:
+    model = load_model(spec, ModelOptions(dtype=dtype, batch_size=batch))
     started = time.perf_counter()
     results = list(model.generate(reqs, settings))
     seconds = time.perf_counter() - started
@@ -57,14 +61,17 @@ def ours(spec: str, reqs: list[GenRequest], settings: SamplingSettings, dtype: s
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default:student")
-    parser.add_argument("--samples", type=int, default=32)
+    parser.add_argument("--scenarios", type=int, default=4, help="How many train scenarios (of 20).")
+    parser.add_argument("--per-scenario", type=int, default=8, help="Samples per scenario.")
+    parser.add_argument("--batch-size", type=int, default=None, help="hf backend batch (default: the backend's).")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args()
     settings = SamplingSettings(temperature=0.8, max_new_tokens=args.max_new_tokens)
-    reqs = requests(args.samples)
+    reqs = requests(args.scenarios, args.per_scenario)
+    args.samples = len(reqs)
     rows = {"paper-style loop (pipeline per sample, fp32)": baseline(args.model, reqs, settings)}
-    rows["tomdistill (fp32, batched)"] = ours(args.model, reqs, settings, "float32")
-    rows["tomdistill (default dtype, batched)"] = ours(args.model, reqs, settings, "auto")
+    rows["tomdistill (fp32, batched)"] = ours(args.model, reqs, settings, "float32", args.batch_size)
+    rows["tomdistill (default dtype, batched)"] = ours(args.model, reqs, settings, "auto", args.batch_size)
     base = rows["paper-style loop (pipeline per sample, fp32)"]["seconds"]
     print("| model | variant | samples | s | samples/s | gen tok/s | speed-up |")
     print("|---|---|---|---|---|---|---|")

@@ -126,3 +126,36 @@ def test_train_rejects_a_folder_that_is_not_a_dataset(tmp_path) -> None:
 
     with pytest.raises(TomdistillError, match="not a tomdistill dataset folder"):
         train("default:student", tmp_path, tmp_path / "out", TrainConfig())
+
+
+@pytest.mark.e2e
+def test_cpu_loss_is_trls_loss(data_dir, tmp_path) -> None:
+    """Off GPU the trainer uses the model's own loss instead of TRL's fused head: same number."""
+    import torch
+    import transformers
+    from peft import LoraConfig
+    from trl import SFTConfig
+
+    from tomdistill.dataset import load_training_data
+    from tomdistill.train_trainer import TomdistillSFTTrainer
+
+    path = local_model_path("default:student")
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+    data = load_training_data(data_dir).select_columns(["prompt", "completion"])
+    trainer = TomdistillSFTTrainer(
+        model=model, processing_class=tokenizer, train_dataset=data,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"),
+        args=SFTConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, completion_only_loss=True,
+                       max_length=320, use_cpu=True, report_to=[]),
+    )
+    batch = trainer._prepare_inputs(next(iter(trainer.get_train_dataloader())))
+    assert (batch["labels"] == -100).any() and (batch["labels"] != -100).any()  # prompt masked, reply kept
+    with torch.no_grad():
+        ours = trainer.compute_loss(trainer.model, dict(batch))
+        trls = super(TomdistillSFTTrainer, trainer).compute_loss(trainer.model, dict(batch))
+        items = (batch["labels"][:, 1:] != -100).sum()
+        ours_n = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=items)
+        trls_n = super(TomdistillSFTTrainer, trainer).compute_loss(trainer.model, dict(batch), num_items_in_batch=items)
+    assert float(ours) == pytest.approx(float(trls), rel=1e-4)
+    assert float(ours_n) == pytest.approx(float(trls_n), rel=1e-4)

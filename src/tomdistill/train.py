@@ -83,7 +83,7 @@ def train(
     import torch
     import transformers
     from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig
 
     checkpointing_kw = _checkpointing_keyword()
     import datasets
@@ -129,11 +129,12 @@ def train(
         dataloader_num_workers=0,
     )
     from .train_callbacks import LossLog, RichProgress
+    from .train_trainer import TomdistillSFTTrainer
 
     callbacks = [LossLog(out / TRAIN_LOG, append=resume)]
     if progress:
         callbacks.append(RichProgress())
-    trainer = SFTTrainer(
+    trainer = TomdistillSFTTrainer(
         model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config,
         callbacks=callbacks,
     )
