@@ -73,3 +73,23 @@ def test_same_seed_same_samples(student, library, store) -> None:
 def test_missing_adapter_is_refused(tmp_path) -> None:
     with pytest.raises(TomdistillError, match="adapter folder not found"):
         load_model("default:student", ModelOptions(adapter=tmp_path / "nope"))
+
+
+@pytest.mark.e2e
+def test_a_sample_does_not_depend_on_its_batch(library) -> None:
+    """Shared-prompt prefill, rows leaving and rows joining mid-decode must not change what a row samples."""
+    from tomdistill.models.base import GenRequest
+
+    # Batch 4 for 6 requests: rows finish at different steps, and queued ones join mid-decode.
+    model = load_model("default:student", ModelOptions(batch_size=4, dtype="float32"))
+    scenarios = [library.scenario("team/stag_hunt"), library.scenario("diplomacy/snowdrift")]
+    # Three samples of each prompt side by side, as elicitation sends them; short and long replies mix.
+    requests = [GenRequest((s.id, i), render(s, "answer"), seed=100 + 7 * i) for s in scenarios for i in range(3)]
+    settings = SamplingSettings(temperature=1.0, max_new_tokens=16)
+    together = {r.key: r for r in model.generate(requests, settings)}
+    alone = {r.key: r for req in requests for r in model.generate([req], settings)}
+    assert {k: r.text for k, r in together.items()} == {k: r.text for k, r in alone.items()}
+    assert {k: r.prompt_tokens for k, r in together.items()} == {k: r.prompt_tokens for k, r in alone.items()}
+    # The case under test really happened: replies of different lengths in one batch.
+    assert len({r.completion_tokens for r in together.values()}) > 1
+    assert len({r.text for r in together.values()}) > 2

@@ -7,8 +7,9 @@ and are looked up by spec (`provider:id`) in `registry`.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,6 +84,54 @@ class ScoreResult:
     valid_mass: float
     latency_s: float
     prompt_tokens: int | None = None
+
+
+def prompt_key(messages: Sequence[ChatMessage]) -> str:
+    """One string per distinct conversation, for grouping the samples that share a prompt."""
+    return "\x00".join(f"{m['role']}\x01{m['content']}" for m in messages)
+
+
+# --- score mode, shared by the backends so that "the probability of C" means the same everywhere ---
+
+
+def is_amount_question(candidates: Sequence[str]) -> bool:
+    """Numeric candidates (the donation game's "0".."10") are scored as whole numbers, not first tokens."""
+    return all(c.replace(".", "", 1).isdigit() for c in candidates)
+
+
+def extends_number(token_text: str) -> bool:
+    """Whether this token, read right after a number, would make it a longer one ("5" -> "50", "5.")."""
+    return bool(token_text) and (token_text[0].isdigit() or token_text[0] == ".")
+
+
+def token_variants(candidate: str, encode: Callable[[str], list[int]]) -> list[list[int]]:
+    """Token ids of the ways a reply can start with `candidate` ("C" and " C" are both C)."""
+    seen: list[list[int]] = []
+    for text in (candidate, " " + candidate):
+        ids = encode(text)
+        if ids and ids not in seen:
+            seen.append(ids)
+    return seen
+
+
+def first_token_mass(top: Iterable[tuple[str, float]], candidates: Sequence[str]) -> dict[str, float]:
+    """Probability of each candidate among a server's top first tokens, as (text, logprob) pairs.
+
+    Tokens are matched after stripping whitespace, so "C" and " C" both count for "C"; only
+    single-token candidates can be found, and one missing from the list gets 0.
+    """
+    mass = dict.fromkeys(candidates, 0.0)
+    for text, logprob in top:
+        token = text.strip()
+        if token in mass:
+            mass[token] += math.exp(logprob)
+    return mass
+
+
+def renormalise(raw: Mapping[str, float]) -> tuple[dict[str, float], float]:
+    """(probabilities over the candidates, the raw mass they had); all 0.0 when that mass is 0."""
+    mass = sum(raw.values())
+    return {c: (p / mass if mass > 0 else 0.0) for c, p in raw.items()}, mass
 
 
 @dataclass

@@ -171,3 +171,25 @@ def ensure_converted(weights: EmbeddedWeights) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final
+
+
+def ensure_gguf(weights: EmbeddedWeights) -> Path:
+    """The checked GGUF file itself, for backends that read GGUF directly (llama.cpp).
+
+    A one-file model is hashed and used in place inside its package. A split one is assembled
+    and hashed once into the cache, under a name carrying its sha256, then trusted by size: its
+    hash was checked when it was written, and re-hashing 0.5-1 GB would cost seconds per load.
+    """
+    if len(weights.parts) == 1:
+        return verified_gguf(weights, cache_root())  # used in place: nothing is written
+    final = cache_root() / "gguf" / f"{weights.name}-{weights.sha256[:12]}.gguf"
+    if final.is_file() and final.stat().st_size == weights.size:
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        # Renamed only once complete and checked, so an interrupted copy never looks finished.
+        verified_gguf(weights, work).replace(final)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final

