@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from enum import Enum
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -44,7 +44,7 @@ app.add_typer(runs_app, name="runs")
 console = Console()
 
 LibraryOption = Annotated[
-    Optional[list[Path]],
+    list[Path] | None,
     typer.Option(
         "--library",
         "-l",
@@ -53,7 +53,7 @@ LibraryOption = Annotated[
     ),
 ]
 ConfigOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", "-c", help="Config file (TOML); the library files it lists under scenarios.libraries are loaded too."),
 ]
 ProtocolChoice = Enum("ProtocolChoice", {p: p for p in PROTOCOLS}, type=str)  # type: ignore[misc]
@@ -90,7 +90,7 @@ def _library(library: list[Path] | None, config: Path | None) -> Library:
 @scenarios_app.command("list")
 def scenarios_list(
     split: Annotated[
-        Optional[str],
+        str | None,
         typer.Option("--split", "-s", help="Only this split: train, heldout_context, heldout_game, heldout_pgg, or your own."),
     ] = None,
     library: LibraryOption = None,
@@ -149,7 +149,7 @@ def scenarios_show(
 
 
 StoreOption = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--store", help="SQLite store file. Default: $TOMDISTILL_STORE, else ./tomdistill.db.", show_default=False),
 ]
 ModeChoice = Enum("ModeChoice", {m: m for m in MODES}, type=str)  # type: ignore[misc]
@@ -160,22 +160,22 @@ _DEFAULT_SAMPLING = SamplingSettings()
 def elicit(
     model: Annotated[str, typer.Option("--model", "-m", help="Model spec: default:teacher, default:student, hf:FOLDER_OR_ID, openai:MODEL.")],
     run: Annotated[str, typer.Option("--run", "-r", help="Run name; re-running the same command continues it.")],
-    split: Annotated[Optional[list[str]], typer.Option("--split", "-s", help="Scenarios of this split (repeatable). Default: train.")] = None,
-    scenario: Annotated[Optional[list[str]], typer.Option("--scenario", help="One scenario id (repeatable); instead of --split.")] = None,
+    split: Annotated[list[str] | None, typer.Option("--split", "-s", help="Scenarios of this split (repeatable). Default: train.")] = None,
+    scenario: Annotated[list[str] | None, typer.Option("--scenario", help="One scenario id (repeatable); instead of --split.")] = None,
     protocol: ProtocolOption = ProtocolChoice("answer"),
     mode: Annotated[ModeChoice, typer.Option("--mode", help="'sample': N sampled replies per scenario; 'score': exact action probabilities from one forward pass (hf backends, or servers with top_logprobs).")] = ModeChoice("sample"),
     samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Replies per scenario in sample mode (the paper used 300).")] = 10,
     temperature: Annotated[float, typer.Option(min=0, help="Sampling temperature; 0 is greedy.")] = _DEFAULT_SAMPLING.temperature,
     top_p: Annotated[float, typer.Option("--top-p", min=0, max=1, help="Nucleus sampling threshold.")] = _DEFAULT_SAMPLING.top_p,
-    max_new_tokens: Annotated[Optional[int], typer.Option(min=1, help="Longest reply in tokens. Default: 24 for --protocol answer, 128 for motivated.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in tokens. Default: 24 for --protocol answer, 128 for motivated.")] = None,
     seed: Annotated[int, typer.Option(help="Run seed; each sample's seed derives from it, the scenario and the index.")] = 0,
-    adapter: Annotated[Optional[Path], typer.Option(help="PEFT LoRA adapter folder to put on an hf/default model.")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible server URL (openai: models). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(min=1, help="Prompts per batch on hf backends (default 16 on CPU, 32 on GPU).")] = None,
+    adapter: Annotated[Path | None, typer.Option(help="PEFT LoRA adapter folder to put on an hf/default model.")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (openai: models). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts per batch on hf backends (default 16 on CPU, 32 on GPU).")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once (openai: models).")] = 8,
     max_retries: Annotated[int, typer.Option(min=0, help="Retries per request on 429/5xx/timeouts/garbled replies before the run stops (openai: models).")] = 6,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = 120.0,
-    device: Annotated[Optional[str], typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 (hf backends). auto: bf16 on GPUs and on CPUs with AVX512-BF16/AMX, else fp32.")] = "auto",
     store: StoreOption = None,
     library: LibraryOption = None,
@@ -313,7 +313,7 @@ def reparse(
 def dataset(
     from_run: Annotated[str, typer.Option("--from-run", help="Teacher run (sample mode, ideally --protocol motivated).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for train.jsonl, the datasets folder and manifest.json.")],
-    split: Annotated[Optional[list[str]], typer.Option("--split", "-s", help="Splits whose scenarios go in (repeatable). Default: train only.")] = None,
+    split: Annotated[list[str] | None, typer.Option("--split", "-s", help="Splits whose scenarios go in (repeatable). Default: train only.")] = None,
     prompt_protocol: Annotated[ProtocolChoice, typer.Option("--prompt-protocol", help="Protocol of the prompts in the examples: 'answer' (default), as the student is evaluated.")] = ProtocolChoice("answer"),
     require_motivation: Annotated[bool, typer.Option(help="Leave out teacher answers without a motivation.")] = False,
     store: StoreOption = None,
@@ -341,20 +341,20 @@ def train(
     data: Annotated[Path, typer.Option("--data", help="Dataset folder from `tomdistill dataset`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Adapter folder to write (adapter, tokenizer, config, log, card, checkpoints).")],
     config: ConfigOption = None,
-    preset: Annotated[Optional[str], typer.Option(help="Named recipe: cpu (default) or paper (r 8, alpha 16, q/v, lr 5e-5, 3 epochs, batch 64).")] = None,
-    r: Annotated[Optional[int], typer.Option("--r", help="LoRA rank.")] = None,
-    alpha: Annotated[Optional[int], typer.Option(help="LoRA alpha.")] = None,
-    dropout: Annotated[Optional[float], typer.Option(help="LoRA dropout.")] = None,
-    target_modules: Annotated[Optional[list[str]], typer.Option("--target-module", help="Module to adapt (repeatable).")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option("--lr", help="Peak learning rate.")] = None,
-    epochs: Annotated[Optional[float], typer.Option(help="Passes over the data.")] = None,
-    max_steps: Annotated[Optional[int], typer.Option(help="Stop after this many steps (-1: all epochs).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Examples per device per step.")] = None,
-    grad_accum: Annotated[Optional[int], typer.Option(help="Gradient accumulation steps.")] = None,
-    max_length: Annotated[Optional[int], typer.Option(help="Longest tokenised example.")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Training seed.")] = None,
-    bf16: Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bfloat16 training (default: on for bf16-capable GPUs and on CPU).")] = None,
-    save_steps: Annotated[Optional[int], typer.Option(help="Checkpoint every N steps.")] = None,
+    preset: Annotated[str | None, typer.Option(help="Named recipe: cpu (default) or paper (r 8, alpha 16, q/v, lr 5e-5, 3 epochs, batch 64).")] = None,
+    r: Annotated[int | None, typer.Option("--r", help="LoRA rank.")] = None,
+    alpha: Annotated[int | None, typer.Option(help="LoRA alpha.")] = None,
+    dropout: Annotated[float | None, typer.Option(help="LoRA dropout.")] = None,
+    target_modules: Annotated[list[str] | None, typer.Option("--target-module", help="Module to adapt (repeatable).")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
+    epochs: Annotated[float | None, typer.Option(help="Passes over the data.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (-1: all epochs).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Examples per device per step.")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="Gradient accumulation steps.")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Longest tokenised example.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
+    bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bfloat16 training (default: on for bf16-capable GPUs and on CPU).")] = None,
+    save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
 ) -> None:
     """LoRA fine-tune the student on a teacher dataset (TRL SFTTrainer + PEFT); resumable with --resume."""
@@ -381,7 +381,7 @@ def train(
 def merge(
     adapter: Annotated[Path, typer.Argument(help="Adapter folder from `tomdistill train`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for the merged full model.")],
-    student: Annotated[Optional[str], typer.Option(help="Base model spec; default: the one the adapter was trained on.")] = None,
+    student: Annotated[str | None, typer.Option(help="Base model spec; default: the one the adapter was trained on.")] = None,
 ) -> None:
     """Fold a LoRA adapter into its base model and save a standalone model folder."""
     from .train import merge as run_merge
@@ -412,10 +412,10 @@ def _print_eval(report) -> None:
 @app.command()
 def evaluate(
     out: Annotated[Path, typer.Option("--out", "-o", help="Where to write eval.json.")] = Path("eval.json"),
-    teacher: Annotated[Optional[str], typer.Option(help="Teacher run name.")] = None,
-    base: Annotated[Optional[str], typer.Option(help="Base (not fine-tuned) student run name.")] = None,
-    student: Annotated[Optional[str], typer.Option(help="Fine-tuned student run name.")] = None,
-    records: Annotated[Optional[Path], typer.Option(help="CSV/JSONL with one row per sample: role, split, context, game, answer or text. Instead of runs.")] = None,
+    teacher: Annotated[str | None, typer.Option(help="Teacher run name.")] = None,
+    base: Annotated[str | None, typer.Option(help="Base (not fine-tuned) student run name.")] = None,
+    student: Annotated[str | None, typer.Option(help="Fine-tuned student run name.")] = None,
+    records: Annotated[Path | None, typer.Option(help="CSV/JSONL with one row per sample: role, split, context, game, answer or text. Instead of runs.")] = None,
     bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the gap-closed interval.")] = 2000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     store: StoreOption = None,
@@ -464,7 +464,7 @@ app.add_typer(config_app, name="config")
 
 @config_app.command("show")
 def config_show(
-    config: Annotated[Optional[Path], typer.Argument(help="A config file to show with its defaults filled in.")] = None,
+    config: Annotated[Path | None, typer.Argument(help="A config file to show with its defaults filled in.")] = None,
 ) -> None:
     """Print the configuration as TOML (the defaults, or CONFIG with defaults filled in), each field documented."""
     from .config import config_toml
@@ -474,9 +474,9 @@ def config_show(
 
 @app.command()
 def run(
-    config: Annotated[Optional[Path], typer.Argument(help="Run config (TOML); default: the built-in CPU config (`tomdistill config show`).")] = None,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Output folder (default: the config's `out`, tomdistill-run).")] = None,
-    force: Annotated[Optional[list[str]], typer.Option("--force", help="Redo this stage and those after it: teacher, dataset, train, base, student, evaluate, report. Repeatable.")] = None,
+    config: Annotated[Path | None, typer.Argument(help="Run config (TOML); default: the built-in CPU config (`tomdistill config show`).")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: the config's `out`, tomdistill-run).")] = None,
+    force: Annotated[list[str] | None, typer.Option("--force", help="Redo this stage and those after it: teacher, dataset, train, base, student, evaluate, report. Repeatable.")] = None,
 ) -> None:
     """Run the whole pipeline: teacher -> dataset -> LoRA training -> base/student evaluation -> eval.json -> report.
 
@@ -497,6 +497,9 @@ def run(
     total = sum(r.seconds for r in result.stages.values() if not r.skipped)
     console.print(f"report: {result.report_dir / 'report.html'}   eval: {result.eval_json}   "
                   f"stages run now: {total:.0f} s, peak RSS {result.peak_rss_mb / 1024:.1f} GB")
+
+
+from . import cli_agents  # noqa: E402, F401  (registers `export` and `play` on app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from .models.base import GenRequest, Model, SamplingSettings, ScoreRequest
+from .runs import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision
 from .scenarios.render import Protocol, num
-from .runs import current_samples, decision_fields, sample_rate
 from .store import Run, Sample, Store
 
 Mode = Literal["sample", "score"]

@@ -27,8 +27,8 @@ from typing import Any
 from .config import Config
 from .errors import TomdistillError
 from .progress import progress_bar
-from .versions import package_versions
 from .scenarios import Scenario, load_library, prompt_hash, render
+from .versions import package_versions
 
 STAGES = ("teacher", "dataset", "train", "base", "student", "evaluate", "report")
 STATE_FILE = "pipeline.json"

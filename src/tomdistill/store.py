@@ -4,7 +4,8 @@ One file (default `./tomdistill.db`, or `--store PATH` / TOMDISTILL_STORE) in WA
 readers and a second writer never block each other for long. A sample's key (run, scenario,
 prompt hash, sample index) is unique: re-running an interrupted elicitation inserts only what is
 missing, never a duplicate. Parsing is stored beside the raw text and can be redone at any time
-(`reparse`) without calling a model.
+(`reparse`) without calling a model. Populations of agents (`tomdistill play`) keep one row per
+move in `moves`, committed a round at a time, keyed by (play, match, round, slot).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,41 @@ MIGRATIONS: tuple[str, ...] = (
         UNIQUE (run_id, scenario, prompt_hash, sample_index)
     );
     CREATE INDEX samples_by_run ON samples (run_id, scenario);
+    """,
+    # 2: populations of agents playing each other (`tomdistill play`): one row per move.
+    """
+    CREATE TABLE plays (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        scenario TEXT NOT NULL,
+        agents TEXT NOT NULL,
+        settings TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        created TEXT NOT NULL
+    );
+    CREATE TABLE moves (
+        id INTEGER PRIMARY KEY,
+        play_id INTEGER NOT NULL REFERENCES plays(id) ON DELETE CASCADE,
+        match INTEGER NOT NULL,
+        round INTEGER NOT NULL,
+        slot INTEGER NOT NULL,
+        agent TEXT NOT NULL,
+        opponent TEXT NOT NULL,
+        scenario TEXT NOT NULL,
+        action TEXT NOT NULL,
+        payoff REAL NOT NULL,
+        raw_text TEXT,
+        motivation TEXT,
+        probs TEXT,
+        invalid_reason TEXT,
+        attempts INTEGER NOT NULL DEFAULT 1,
+        fallback INTEGER NOT NULL DEFAULT 0,
+        seed INTEGER,
+        prompt_hash TEXT,
+        created TEXT NOT NULL,
+        UNIQUE (play_id, match, round, slot)
+    );
+    CREATE INDEX moves_by_play ON moves (play_id, round);
     """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -141,7 +177,7 @@ def _when_unlocked(action, patience_s: float = 60.0):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def default_store_path() -> Path:
@@ -335,6 +371,107 @@ class Store:
 
     def count(self, run_id: int) -> int:
         return self.conn.execute("SELECT COUNT(*) FROM samples WHERE run_id = ?", (run_id,)).fetchone()[0]
+
+
+    # --- plays (populations of agents, `tomdistill play`) ------------------------------------------
+
+    def get_play(self, name: str) -> Play | None:
+        row = self.conn.execute("SELECT * FROM plays WHERE name = ?", (name,)).fetchone()
+        return _play(row) if row else None
+
+    def open_play(self, name: str, *, scenario: str, agents: list[dict[str, Any]], settings: dict[str, Any], seed: int) -> Play:
+        """The play run called `name`: created, or reused when it was made with the same setup.
+
+        Rounds and matches may grow between invocations (their seeds do not depend on how many
+        there are); anything else differing is refused, so one run never mixes two setups.
+        """
+        wanted = {"scenario": scenario, "agents": agents, "settings": settings, "seed": seed}
+        existing = self.get_play(name)
+        if existing is not None:
+            have = {"scenario": existing.scenario, "agents": existing.agents, "settings": existing.settings,
+                    "seed": existing.seed}
+            diff = [k for k in wanted if json.dumps(have[k], sort_keys=True) != json.dumps(wanted[k], sort_keys=True)]
+            if diff:
+                shown = "; ".join(f"{k}: stored {have[k]!r}, asked {wanted[k]!r}" for k in diff)
+                raise StoreError(f"play run '{name}' already exists with another setup ({shown}); choose another --run name")
+            return existing
+        with self.transaction() as c:
+            c.execute(
+                "INSERT INTO plays (name, scenario, agents, settings, seed, created) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, scenario, json.dumps(agents, sort_keys=True), json.dumps(settings, sort_keys=True), seed, _now()),
+            )
+        return self.get_play(name)  # type: ignore[return-value]
+
+    def add_moves(self, moves: Iterable[Move], prompts: Iterable[tuple[str, Sequence[dict[str, str]]]] = ()) -> int:
+        """Insert one round's moves (and the prompts behind them) in one transaction; keys already
+        stored are kept, never duplicated."""
+        rows = [tuple(_encode(getattr(m, col)) for col in _MOVE_COLUMNS) + (_now(),) for m in moves]
+        placeholders = ", ".join("?" * (len(_MOVE_COLUMNS) + 1))
+        with self.transaction() as c:
+            c.executemany("INSERT OR IGNORE INTO prompts (hash, messages) VALUES (?, ?)",
+                          [(h, json.dumps(list(m), ensure_ascii=False)) for h, m in prompts])
+            before = c.total_changes
+            c.executemany(f"INSERT OR IGNORE INTO moves ({', '.join(_MOVE_COLUMNS)}, created) VALUES ({placeholders})", rows)
+            return c.total_changes - before
+
+    def moves(self, play_id: int) -> list[Move]:
+        query = f"SELECT {', '.join(_MOVE_COLUMNS)} FROM moves WHERE play_id = ? ORDER BY round, match, slot"
+        return [_move(r) for r in self.conn.execute(query, (play_id,))]
+
+
+@dataclass(frozen=True)
+class Play:
+    """A population run: which agents played which scenario, with which settings."""
+
+    id: int
+    name: str
+    scenario: str
+    agents: list[dict[str, Any]]
+    settings: dict[str, Any]
+    seed: int
+    created: str
+
+
+@dataclass(frozen=True)
+class Move:
+    """One player's move in one round of one match, with what it earned and why it was made."""
+
+    play_id: int
+    match: int
+    round: int
+    slot: int
+    agent: str
+    opponent: str
+    scenario: str
+    action: str
+    payoff: float
+    raw_text: str | None = None
+    motivation: str | None = None
+    probs: dict[str, float] | None = None
+    #: Why the last reply could not be read; with `fallback` set, `action` was drawn at random.
+    invalid_reason: str | None = None
+    attempts: int = 1
+    fallback: bool = False
+    seed: int | None = None
+    prompt_hash: str | None = None
+
+
+_MOVE_COLUMNS = (
+    "play_id", "match", "round", "slot", "agent", "opponent", "scenario", "action", "payoff", "raw_text",
+    "motivation", "probs", "invalid_reason", "attempts", "fallback", "seed", "prompt_hash",
+)
+
+
+def _play(row: sqlite3.Row) -> Play:
+    return Play(id=row["id"], name=row["name"], scenario=row["scenario"], agents=json.loads(row["agents"]),
+                settings=json.loads(row["settings"]), seed=row["seed"], created=row["created"])
+
+
+def _move(row: sqlite3.Row) -> Move:
+    values = dict(zip(_MOVE_COLUMNS, row))
+    values["probs"] = json.loads(values["probs"]) if values["probs"] else None
+    values["fallback"] = bool(values["fallback"])
+    return Move(**values)
 
 
 def _encode(value: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -114,7 +114,7 @@ def evaluate(data: RoleData, sources: list[Source], *, bootstrap: int = 2000, se
     rng = np.random.default_rng(seed)
     order = sorted(by_split, key=lambda s: (SPLIT_ORDER.index(s) if s in SPLIT_ORDER else len(SPLIT_ORDER), s))
     return EvalReport(
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
         tomdistill_version=__version__,
         sources=sources,
         bootstrap=bootstrap,

@@ -9,6 +9,7 @@ the student moved toward the teacher, and where it did not.
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from pathlib import Path
 
 import jinja2
@@ -20,7 +21,7 @@ ROLE_COLOURS = {"teacher": "#1b9e77", "base": "#7570b3", "student": "#d95f02"}
 ROLES = ("teacher", "base", "student")
 
 
-def _plt():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display on servers or CI
@@ -29,7 +30,7 @@ def _plt():
     return plt
 
 
-def _fmt(value: float | None, digits: int = 1, suffix: str = "") -> str:
+def format_value(value: float | None, digits: int = 1, suffix: str = "") -> str:
     return "–" if value is None else f"{value:.{digits}f}{suffix}"
 
 
@@ -44,7 +45,7 @@ def heatmap(split: str, result: SplitResult, path: Path) -> Path | None:
     cells = [c for c in result.cells if c.unit == "percent"]
     if len(cells) < 2:
         return None
-    plt = _plt()
+    plt = pyplot()
     contexts, games = _axis_labels(cells)
     fig, axes = plt.subplots(1, 3, figsize=(3.2 * 3 + 1, 0.45 * len(contexts) + 1.8), sharey=True)
     for ax, role in zip(axes, ROLES):
@@ -68,7 +69,7 @@ def heatmap(split: str, result: SplitResult, path: Path) -> Path | None:
 
 def cell_bars(split: str, result: SplitResult, path: Path) -> Path:
     """Per-cell rates with 95% intervals: does the student's bar move toward the teacher's?"""
-    plt = _plt()
+    plt = pyplot()
     cells = result.cells
     unit = "mean $ given" if cells[0].unit == "dollars" else "% cooperate (C)"
     fig, ax = plt.subplots(figsize=(max(4.0, 0.42 * len(cells) + 1.5), 3.2))
@@ -91,7 +92,7 @@ def cell_bars(split: str, result: SplitResult, path: Path) -> Path:
 
 def improvement(report: EvalReport, path: Path) -> Path:
     """Gap closed with its interval and the paper's mean improvement, for every split."""
-    plt = _plt()
+    plt = pyplot()
     splits = list(report.splits)
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.0))
     x = np.arange(len(splits))
@@ -175,7 +176,7 @@ Left out (a role had no data): {{ report.skipped|join(', ') }}
 """
 
 _HTML = """<!doctype html>
-<html><head><meta charset="utf-8"><title>tomdistill evaluation</title>
+<html><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
 td:first-child,th:first-child{text-align:left}img{max-width:100%}code{background:#f3f3f3}</style></head>
@@ -183,7 +184,7 @@ td:first-child,th:first-child{text-align:left}img{max-width:100%}code{background
 """
 
 
-def _rate(rate) -> str:
+def format_rate(rate) -> str:
     if rate.value is None:
         return "–"
     text = f"{rate.value:.1f}"
@@ -207,7 +208,7 @@ def _sources(report: EvalReport) -> str:
 def _markdown(report: EvalReport, images: dict[str, str]) -> str:
     env = jinja2.Environment(undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.from_string(_TEMPLATE).render(
-        report=report, images=images, fmt=_fmt, ci=_ci, rate=_rate, sources=_sources(report)
+        report=report, images=images, fmt=format_value, ci=_ci, rate=format_rate, sources=_sources(report)
     )
 
 
@@ -220,11 +221,17 @@ def write_report(report: EvalReport, out: Path) -> dict[str, Path]:
             pngs[f"cells_{name}"] = cell_bars(name, result, out / f"cells_{name}.png")
             if (hm := heatmap(name, result, out / f"heatmap_{name}.png")) is not None:
                 pngs[f"heatmap_{name}"] = hm
-    markdown = _markdown(report, {k: p.name for k, p in pngs.items()})
-    (out / "report.md").write_text(markdown)
+    write_pages(out, lambda images: _markdown(report, images), pngs, title="tomdistill evaluation")
+    return {"markdown": out / "report.md", "html": out / "report.html", **pngs}
+
+
+def write_pages(out: Path, page: Callable[[dict[str, str]], str], pngs: dict[str, Path], *, title: str) -> None:
+    """report.md (images by file name) and a self-contained report.html (images inlined) in `out`.
+
+    `page(images)` renders the Markdown, given where each PNG is to be found by its key."""
+    (out / "report.md").write_text(page({k: p.name for k, p in pngs.items()}))
     inlined = {k: "data:image/png;base64," + base64.b64encode(p.read_bytes()).decode() for k, p in pngs.items()}
     import markdown
 
-    body = markdown.markdown(_markdown(report, inlined), extensions=["tables"])
-    (out / "report.html").write_text(jinja2.Template(_HTML).render(body=body))
-    return {"markdown": out / "report.md", "html": out / "report.html", **pngs}
+    body = markdown.markdown(page(inlined), extensions=["tables"])
+    (out / "report.html").write_text(jinja2.Template(_HTML).render(body=body, title=title))

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
@@ -82,8 +84,30 @@ def protocol_texts() -> dict[str, ProtocolText]:
     return {name: ProtocolText.model_validate(data[name]) for name in PROTOCOLS}
 
 
-def render(scenario: "Scenario", protocol: Protocol) -> list[ChatMessage]:
-    """The system and user messages that ask for a decision in this scenario."""
+@dataclass(frozen=True)
+class PastRound:
+    """One earlier round of a repeated two-player game, as one player saw it."""
+
+    mine: str
+    theirs: str
+    payoff: float
+
+
+@cache
+def history_text() -> str:
+    """The Jinja2 text that tells earlier rounds (library/protocols.toml, table `history`)."""
+    from .library import builtin_library_dir
+
+    with (builtin_library_dir() / "protocols.toml").open("rb") as fh:
+        return tomllib.load(fh)["history"]["text"]
+
+
+def render(scenario: Scenario, protocol: Protocol, history: Sequence[PastRound] | None = None) -> list[ChatMessage]:
+    """The system and user messages that ask for a decision in this scenario.
+
+    `history` (repeated games) adds an account of the earlier rounds between the rules and the
+    question; without it (or with an empty one) the messages are exactly the one-shot prompt.
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     texts = protocol_texts()[protocol]
@@ -92,10 +116,25 @@ def render(scenario: "Scenario", protocol: Protocol) -> list[ChatMessage]:
     rules = render_text(scenario.template.text, variables)
     ask = texts.choice if isinstance(scenario.game, MatrixGame) else texts.number
     instruction = render_text(ask, variables)
+    parts = [framing, rules]
+    if history:
+        parts.append(_render_history(scenario, history))
+    parts.append(instruction)
     return [
         {"role": "system", "content": texts.system.strip()},
-        {"role": "user", "content": f"{framing}\n\n{rules}\n\n{instruction}"},
+        {"role": "user", "content": "\n\n".join(parts)},
     ]
+
+
+def _render_history(scenario: Scenario, history: Sequence[PastRound]) -> str:
+    game = scenario.game
+    if not isinstance(game, MatrixGame):
+        raise TypeError(f"{scenario.id}: earlier rounds can only be told for two-player matrix games")
+    for r in history:
+        if r.mine not in game.actions or r.theirs not in game.actions:
+            raise ValueError(f"{scenario.id}: an earlier round has {r.mine!r} / {r.theirs!r}; actions are {game.actions}")
+    rounds = [{"number": i, "mine": r.mine, "theirs": r.theirs, "payoff": r.payoff} for i, r in enumerate(history, 1)]
+    return render_text(history_text(), game.model_dump() | {"rounds": rounds})
 
 
 def prompt_hash(messages: list[ChatMessage]) -> str:

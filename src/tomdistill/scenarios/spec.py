@@ -137,7 +137,7 @@ class PublicGoodsGame(_GameBase):
 
 
 #: Any game; library files pick the model with the `kind` field (default "matrix").
-Game = Union[MatrixGame, PublicGoodsGame]
+Game = Union[MatrixGame, PublicGoodsGame]  # noqa: UP007  (a runtime alias pydantic resolves)
 GAME_KINDS: dict[str, type[MatrixGame] | type[PublicGoodsGame]] = {
     "matrix": MatrixGame,
     "public_goods": PublicGoodsGame,

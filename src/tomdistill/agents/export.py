@@ -1,0 +1,316 @@
+"""`tomdistill export`: a trained adapter -> a self-describing agent folder.
+
+    AGENT_DIR/
+      agent.json       format, weights, base model (spec + hash), chat template, protocol and its
+                       texts, decision mode, sampling defaults, training provenance, versions
+      adapter/ | model/  the LoRA adapter (with tokenizer and chat template), or with --merge the
+                       standalone merged model (loads with transformers, vLLM, llama.cpp after GGUF)
+      behaviour.json   per-cell rates of this agent vs its teacher and base, with intervals
+      BEHAVIOUR.md     the same as a readable card (both only when an eval.json is given/found)
+      README.md        what the agent is and how to load, use and serve it
+
+The folder is written under a temporary name and renamed when complete, so an interrupted export
+never leaves a folder that looks finished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..errors import TomdistillError
+from ..models.base import SamplingSettings
+from ..models.registry import check_adapter_dir
+from ..scenarios.render import PROTOCOLS, history_text, protocol_texts
+from ..versions import package_versions
+from .agent import MODES, default_sampling
+from .manifest import AGENT_FILE, AgentManifest, base_ref, file_sha256, weight_files
+
+BEHAVIOUR_JSON = "behaviour.json"
+BEHAVIOUR_MD = "BEHAVIOUR.md"
+#: Training leftovers that an agent does not need (optimizer state, pickled trainer arguments).
+_SKIP = {"checkpoints", "training_args.bin"}
+
+
+@dataclass
+class ExportResult:
+    out: Path
+    manifest: AgentManifest
+    eval_json: Path | None
+    behaviour: dict[str, Any] | None
+    seconds: float
+    notes: list[str]
+
+
+def _train_info(adapter: Path) -> dict[str, Any]:
+    path = adapter / "train_config.json"
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise TomdistillError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _dataset_manifest(adapter: Path, info: dict[str, Any]):
+    """The training dataset's manifest, if its folder can still be found (paths were relative to
+    where training ran, so try there, beside the adapter, and the pipeline's own layout)."""
+    from ..dataset import load_manifest
+
+    given = info.get("dataset")
+    candidates = [Path(given), adapter.parent / given, adapter.parent.parent / given] if given else []
+    candidates.append(adapter.parent / "dataset")
+    for folder in candidates:
+        if (folder / "manifest.json").is_file():
+            try:
+                return load_manifest(folder)
+            except (TomdistillError, TypeError):
+                continue
+    return None
+
+
+def find_eval(adapter: Path) -> Path | None:
+    """The eval.json of the `tomdistill run` folder this adapter belongs to, if it is one."""
+    parent = adapter.resolve().parent
+    if (parent / "pipeline.json").is_file() and (parent / "eval.json").is_file():
+        return parent / "eval.json"
+    return None
+
+
+def behaviour_from_eval(report, eval_path: Path) -> dict[str, Any]:
+    """This agent's rates beside the teacher's and the base's, per cell and split, from an EvalReport."""
+    splits = {}
+    for name, s in report.splits.items():
+        splits[name] = {
+            "gap_closed": s.gap_closed, "gap_closed_ci": s.gap_closed_ci,
+            "paper_improvement_mean": s.paper_improvement_mean,
+            "profile_correlation_agent": s.profile_correlation_student,
+            "profile_correlation_base": s.profile_correlation_base,
+            "cells": [{"scenario": c.scenario, "unit": c.unit, "agent": c.student.model_dump(),
+                       "teacher": c.teacher.model_dump(), "base": c.base.model_dump()} for c in s.cells],
+        }
+    return {
+        "eval": str(eval_path), "eval_created": report.created,
+        "sources": {s.role if s.role != "student" else "agent": s.model_dump(exclude_none=True) for s in report.sources},
+        "units": "percent choosing the cooperative action, or mean dollars given (donation game)",
+        "splits": splits,
+    }
+
+
+def behaviour_markdown(name: str, behaviour: dict[str, Any], report) -> str:
+    from ..evaluate.report import format_rate, format_value
+
+    src = behaviour["sources"]
+
+    def who(role: str) -> str:
+        s = src.get(role, {})
+        what = s.get("records") or f"`{s.get('model')}`" + (f" + adapter `{s['adapter']}`" if s.get("adapter") else "")
+        return f"{what} ({s.get('mode', 'records')}{', run ' + s['run'] if s.get('run') else ''})"
+
+    lines = [
+        f"# Behaviour card: {name}",
+        "",
+        ("How this agent decides next to the teacher it was distilled from and its base model before "
+        f"fine-tuning, per scenario (context x game), from `{behaviour['eval']}` (created {behaviour['eval_created']})."),
+        "",
+        ("Rates are the share choosing the cooperative action (C), in percent, or the mean dollars given in the "
+        "donation game, with n and a 95% interval (Wilson for shares, t for means). Score-mode rates are exact "
+        "probabilities from one forward pass (n=1, no interval)."),
+        "",
+        f"- **agent**: {who('agent')}",
+        f"- **teacher**: {who('teacher')}",
+        f"- **base**: {who('base')}",
+        "",
+        "| split | cells | gap closed | 95% CI | paper improvement | r(agent, teacher) | r(base, teacher) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for split, s in behaviour["splits"].items():
+        ci = s["gap_closed_ci"]
+        lines.append(
+            f"| {split} | {len(s['cells'])} | {format_value(s['gap_closed'], 1, '%')} | "
+            f"{'–' if not ci else f'[{ci[0]:.1f}, {ci[1]:.1f}]'} | {format_value(s['paper_improvement_mean'], 1, '%')} | "
+            f"{format_value(s['profile_correlation_agent'], 2)} | {format_value(s['profile_correlation_base'], 2)} |"
+        )
+    lines += ["", ("*Gap closed*: 1 - sum|agent - teacher| / sum|base - teacher| over a split's cells (100% = "
+              "decides like the teacher, 0% = no closer than the base).")]
+    for split, s in report.splits.items():
+        lines += ["", f"## {split}", "", "| scenario | agent | teacher | base |", "|---|---|---|---|"]
+        for c in s.cells:
+            lines.append(f"| {c.scenario} | {format_rate(c.student)} | {format_rate(c.teacher)} | {format_rate(c.base)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _check_eval_matches(report, student: str, adapter: Path, notes: list[str]) -> None:
+    source = next((s for s in report.sources if s.role == "student"), None)
+    if source is None or source.records:
+        notes.append("the evaluation came from a records file; it cannot be checked against this adapter")
+        return
+    if source.model and source.model != student:
+        raise TomdistillError(f"the evaluation's student is {source.model}, but this adapter belongs to {student}; "
+                              "pass the eval.json of this adapter's run (--eval)")
+    if source.adapter:
+        given = Path(source.adapter)
+        same = given.resolve() == adapter.resolve() or adapter.resolve().as_posix().endswith("/" + given.as_posix().lstrip("./"))
+        if not same:
+            notes.append(f"the evaluation measured the adapter '{source.adapter}', exported here from '{adapter}'")
+
+
+def _readme(m: AgentManifest, notes: list[str]) -> str:
+    where = ("a LoRA adapter in `adapter/` on the base model "
+             f"`{m.base.spec}` (loaded through tomdistill, checked against the recorded weights hash)"
+             if m.kind == "adapter" else
+             f"a standalone model in `model/` (the adapter merged into `{m.base.spec}`); nothing else is needed to load it")
+    lines = [
+        f"# tomdistill agent: {m.name}",
+        "",
+        (f"A small language model that decides in one-shot and repeated social dilemmas like the teacher it was "
+        f"distilled from{' (`' + m.training['teacher_model'] + '`)' if m.training.get('teacher_model') else ''}. "
+        f"Weights: {where}."),
+        "",
+        f"- Asked with the `{m.protocol}` protocol (texts in `agent.json`), the way it was trained.",
+        f"- Decides in `{m.mode}` mode by default "
+        + ("(exact action probabilities from one forward pass, the action drawn from them)." if m.mode == "score"
+           else "(a sampled reply, read by tomdistill's parser)."),
+        f"- Behaviour next to its teacher and base: {'`' + BEHAVIOUR_MD + '`' if m.behaviour else 'not measured (export with --eval)'}.",
+        f"- Made by tomdistill {m.tomdistill_version} on {m.created}.",
+        "",
+        "## Use",
+        "",
+        "```python",
+        "import tomdistill",
+        "",
+        "agent = tomdistill.Agent.load(\"THIS_FOLDER\")",
+        "print(agent.decide(\"business/prisoners_dilemma\", seed=1))",
+        "game = tomdistill.make_scenario(",
+        "    payoffs={\"C\": {\"C\": (3, 3), \"D\": (0, 5)}, \"D\": {\"C\": (5, 0), \"D\": (1, 1)}},",
+        "    context=\"You run a stall at a market ... From here on the other stall keeper is called the coplayer.\",",
+        ")",
+        "print(agent.decide(game, seed=1).action)",
+        "```",
+        "",
+        "```bash",
+        "tomdistill play --agents THIS_FOLDER default:teacher tit-for-tat --scenario team/prisoners_dilemma --rounds 5",
+        "```",
+    ]
+    if m.kind == "merged":
+        lines += [
+            "",
+            "## Serve it",
+            "",
+            "```bash",
+            "vllm serve THIS_FOLDER/model --served-model-name agent --port 8000",
+            "# or llama.cpp: convert, then serve",
+            "python convert_hf_to_gguf.py THIS_FOLDER/model --outfile agent.gguf --outtype f16",
+            "llama-server -m agent.gguf --port 8080",
+            "```",
+            "",
+            "Then use it back through an OpenAI-compatible spec, e.g. "
+            "`tomdistill.Agent.load(\"openai:agent\", base_url=\"http://localhost:8000/v1\", protocol=\"" + m.protocol + "\")`.",
+        ]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def export_agent(
+    adapter: Path,
+    out: Path,
+    *,
+    merge: bool = False,
+    eval_json: Path | None = None,
+    student: str | None = None,
+    mode: str | None = None,
+    protocol: str | None = None,
+    sampling: SamplingSettings | None = None,
+    name: str | None = None,
+) -> ExportResult:
+    """Write the agent folder `out` from a training adapter folder (see the module docstring)."""
+    started = time.perf_counter()
+    check_adapter_dir(adapter)
+    info = _train_info(adapter)
+    student = student or info.get("student")
+    if not student:
+        raise TomdistillError(f"{adapter}: no train_config.json saying which student it belongs to; pass --student")
+    base = base_ref(student)
+    if mode is not None and mode not in MODES:
+        raise TomdistillError(f"unknown decision mode '{mode}'; choose sample or score")
+    if protocol is not None and protocol not in PROTOCOLS:
+        raise TomdistillError(f"unknown protocol '{protocol}'; choose one of: {', '.join(PROTOCOLS)}")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TomdistillError(f"{out}: already exists and is not empty; choose another --out or remove it")
+    notes: list[str] = []
+    eval_path = eval_json or find_eval(adapter)
+    report = None
+    if eval_path is not None:
+        from ..evaluate import load_report
+
+        report = load_report(eval_path)
+        _check_eval_matches(report, student, adapter, notes)
+    dataset = _dataset_manifest(adapter, info)
+    if protocol is None:
+        protocol = dataset.prompt_protocol if dataset else "answer"
+        if dataset is None:
+            notes.append("the training dataset was not found; protocol 'answer' (the default) is assumed")
+    if mode is None:
+        scored = next((s.mode for s in report.sources if s.role == "student" and s.mode), None) if report else None
+        mode = scored or "score"
+    name = name or out.name
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # A plain mkdir (not mkdtemp, which makes a private 0700 folder) so the agent gets the usual permissions.
+    work = out.parent / f".{out.name}.partial-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    try:
+        if merge:
+            from ..train import merge as merge_adapter
+
+            weights = "model"
+            merge_adapter(adapter, work / weights, student)
+        else:
+            weights = "adapter"
+            shutil.copytree(adapter, work / weights, ignore=lambda d, names: [n for n in names if n in _SKIP])
+        files = {f"{weights}/{p.name}": {"size": p.stat().st_size, "sha256": file_sha256(p)}
+                 for p in weight_files(work / weights)}
+        template = work / weights / "chat_template.jinja"
+        behaviour = None
+        if report is not None:
+            behaviour = behaviour_from_eval(report, eval_path)  # type: ignore[arg-type]
+            (work / BEHAVIOUR_JSON).write_text(json.dumps(behaviour, indent=2))
+            (work / BEHAVIOUR_MD).write_text(behaviour_markdown(name, behaviour, report))
+        texts = protocol_texts()[protocol]
+        result = info.get("result", {})
+        manifest = AgentManifest(
+            name=name, kind="merged" if merge else "adapter", weights=weights, base=base,
+            chat_template=f"{weights}/{template.name}" if template.is_file() else None,
+            protocol=protocol,  # type: ignore[arg-type]
+            protocol_texts={"system": texts.system, "choice": texts.choice, "number": texts.number,
+                            "history": history_text()},
+            mode=mode,  # type: ignore[arg-type]
+            sampling=sampling or default_sampling(mode),
+            training={k: v for k, v in {
+                "adapter": str(adapter), "teacher_run": info.get("teacher_run"),
+                "teacher_model": dataset.teacher_model if dataset else None,
+                "examples": result.get("examples"), "steps": result.get("steps"), "final_loss": result.get("final_loss"),
+                "recipe": info.get("config"),
+            }.items() if v is not None},
+            behaviour=BEHAVIOUR_JSON if behaviour else None,
+            files=files, tomdistill_version=__version__, versions=package_versions(),
+            created=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        (work / AGENT_FILE).write_text(manifest.model_dump_json(indent=2))
+        (work / "README.md").write_text(_readme(manifest, notes))
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return ExportResult(out, manifest, eval_path, behaviour, time.perf_counter() - started, notes)

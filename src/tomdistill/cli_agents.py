@@ -1,0 +1,144 @@
+"""The agent commands of the CLI: `tomdistill export` and `tomdistill play`.
+
+Kept apart from cli.py so the main module stays small; importing this module registers the
+commands on the main app.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .cli import (
+    LibraryOption,
+    ModeChoice,
+    ProtocolChoice,
+    StoreOption,
+    _library,
+    app,
+    console,
+)
+from .errors import TomdistillError
+
+
+@app.command()
+def export(
+    adapter: Annotated[Path, typer.Argument(metavar="ADAPTER_DIR", help="Adapter folder from `tomdistill train` or `tomdistill run` (its adapter/).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Agent folder to write (must not exist, or be empty).")],
+    merge: Annotated[bool, typer.Option("--merge", help="Fold the adapter into the base model: a standalone model folder that vLLM, llama.cpp (after GGUF conversion) and transformers load with nothing else.")] = False,
+    eval_json: Annotated[Path | None, typer.Option("--eval", help="eval.json of this adapter, for the behaviour card (rates vs teacher and base). Default: the eval.json of the `tomdistill run` folder the adapter is in, if any.")] = None,
+    student: Annotated[str | None, typer.Option(help="Base model spec; default: the one the adapter was trained on (train_config.json).")] = None,
+    mode: Annotated[ModeChoice | None, typer.Option("--mode", help="How the agent decides by default: 'score' (exact action probabilities, the action drawn from them) or 'sample' (a generated reply, parsed; gives motivations). Default: the mode its evaluation used, else score.")] = None,
+    protocol: Annotated[ProtocolChoice | None, typer.Option("--protocol", "-p", help="Prompt protocol; default: the one the training data used.")] = None,
+    name: Annotated[str | None, typer.Option(help="Agent name (its label in populations); default: the folder name.")] = None,
+) -> None:
+    """Export a trained adapter as a self-describing agent folder (weights, chat template, protocol, behaviour card)."""
+    from .agents.export import export_agent
+
+    with console.status("exporting" + (" (merging the adapter into its base model)" if merge else "")):
+        result = export_agent(adapter, out, merge=merge, eval_json=eval_json, student=student,
+                              mode=mode.value if mode else None, protocol=protocol.value if protocol else None, name=name)
+    m = result.manifest
+    size = sum(f["size"] for f in m.files.values()) / 1e6
+    console.print(f"wrote agent '{m.name}' to {result.out} in {result.seconds:.1f} s: {m.kind} ({size:.1f} MB of weights) "
+                  f"on {m.base.spec}; protocol {m.protocol}, {m.mode} mode", highlight=False)
+    if result.behaviour:
+        parts = [f"{k} {v['gap_closed']:.0f}%" for k, v in result.behaviour["splits"].items() if v["gap_closed"] is not None]
+        console.print(f"behaviour card from {result.eval_json}: gap closed {', '.join(parts)}", highlight=False)
+    else:
+        console.print("no eval.json given or found: the agent has no behaviour card (--eval EVAL_JSON)")
+    for note in result.notes:
+        console.print(f"note: {note}", highlight=False)
+    console.print(f"load it with tomdistill.Agent.load({str(result.out)!r})", highlight=False, markup=False)
+
+
+@app.command()
+def play(
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="Scenario id (a two-player matrix game), e.g. team/prisoners_dilemma; see `tomdistill scenarios list`.")],
+    agents_arg: Annotated[list[str] | None, typer.Argument(metavar="AGENTS", help="More agents, as for --agents (so `--agents A B C` works).", show_default=False)] = None,
+    agents: Annotated[list[str] | None, typer.Option("--agents", "-a", help="Agents, `--agents A B C`: an agent folder (`tomdistill export`), an adapter folder, a model spec (default:teacher, hf:..., openai:...), or a fixed strategy: always-C, always-D, tit-for-tat, random. Prefix LABEL= to name one (student=out/agent).", show_default=False)] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds per match; from round 2 on, each player is shown the earlier rounds of its match.")] = 1,
+    pairs: Annotated[int, typer.Option(min=1, help="Matches per pair of agent types (self-play included).")] = 1,
+    run: Annotated[str, typer.Option("--run", "-r", help="Play run name in the store; re-running the same command continues it.")] = "play",
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (play.json, report.md, report.html, PNGs). Default: play-RUN.")] = None,
+    seed: Annotated[int, typer.Option(help="Run seed; each move's seed derives from it, the match, the round and the seat.")] = 0,
+    mode: Annotated[ModeChoice | None, typer.Option("--mode", help="Decision mode of agents given as model specs or adapter folders: 'sample' (generate + parse) or 'score' (probabilities, action drawn from them). Default: sample for specs, score for adapter folders. Exported agent folders decide as their agent.json says.")] = None,
+    protocol: Annotated[ProtocolChoice | None, typer.Option("--protocol", "-p", help="Prompt protocol of agents given as model specs or adapter folders (default: answer). Exported agent folders use their own.")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0, help="Sampling temperature of agents given as model specs or adapter folders (score mode: 0 takes the likeliest action). Default: 0.8 in sample mode, 1.0 in score mode.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in sample mode, for agents given as model specs or adapter folders. Default: 24 for answer, 128 for motivated.")] = None,
+    attempts: Annotated[int, typer.Option(min=1, help="Times an unreadable reply is asked again (new seed) before a random move is used and flagged.")] = 3,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL for openai: agents (key from $OPENAI_API_KEY).")] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts per batch on local models.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... for local models. Default: cuda when available.")] = None,
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 for local models.")] = "auto",
+    store: StoreOption = None,
+    library: LibraryOption = None,
+) -> None:
+    """Play agents and fixed strategies against each other: every pair of types, PAIRS matches of ROUNDS rounds.
+
+    Every move is stored (resumable); the report gives the mean payoff per agent type, the payoff matrix between types and cooperation over rounds.
+
+    Example: tomdistill play --agents out/agent default:teacher tit-for-tat --scenario team/prisoners_dilemma --rounds 5 --pairs 4
+    """
+    from .agents.play import check_playable, load_players
+    from .agents.play import play as run_play
+    from .agents.play_report import summarize, write_play_report
+    from .models.registry import ModelOptions
+    from .progress import progress_bar
+    from .store import Store
+
+    refs = list(agents or []) + list(agents_arg or [])
+    if not refs:
+        raise TomdistillError("give the agents to play: --agents A B ... (agent folders, model specs or strategies)")
+    chosen = _library(library, None).scenario(scenario)
+    check_playable(chosen)  # before any model loads
+    options = ModelOptions(base_url=base_url, batch_size=batch_size, device=device, dtype=dtype)
+    with console.status(f"loading {len(refs)} agents"):
+        players = load_players(refs, mode=mode.value if mode else None, protocol=protocol.value if protocol else None,
+                               temperature=temperature, max_new_tokens=max_new_tokens, options=options)
+    out = out or Path(f"play-{run}")
+    try:
+        with Store(store) as db:
+            try:
+                with progress_bar(f"{run}: match rounds", console) as progress:
+                    result = run_play(db, players, chosen, run=run, rounds=rounds, pairs=pairs, seed=seed,
+                                      max_attempts=attempts, progress=progress)
+            except KeyboardInterrupt:
+                Console(stderr=True, soft_wrap=True).print(
+                    f"[yellow]interrupted:[/] finished rounds are stored in {db.path}; re-run the same command to continue.")
+                raise typer.Exit(130) from None
+            summary = summarize(result, str(db.path))
+    finally:
+        for p in players.values():
+            p.close()
+    paths = write_play_report(summary, out)
+    _print_play(summary)
+    console.print(f"{result.new_moves} new moves in {result.elapsed_s:.1f} s; report: {paths['html']}  data: {paths['json']}",
+                  highlight=False)
+
+
+def _print_play(summary) -> None:
+    def fmt(v, digits=2):
+        return "-" if v is None else f"{v:.{digits}f}"
+
+    table = Table(title=f"{summary['run']}: {summary['scenario']}, {summary['rounds']} rounds x {summary['matches']} matches",
+                  title_justify="left")
+    table.add_column("agent")
+    for col in ("payoff/round", "95% CI", f"% {summary['cooperate']}", "moves", "fallback"):
+        table.add_column(col, justify="right")
+    for label, t in summary["types"].items():
+        ci = t["mean_payoff_ci"]
+        table.add_row(label, fmt(t["mean_payoff"]), "-" if not ci else f"[{ci[0]:.2f}, {ci[1]:.2f}]",
+                      fmt(t["cooperation"]["value"], 0), str(t["moves"]), str(t["fallback_moves"]))
+    console.print(table)
+    matrix = Table(title="payoff matrix: mean payoff per round to the row agent against the column agent", title_justify="left")
+    matrix.add_column("row \\ column")
+    for col in summary["types"]:
+        matrix.add_column(col, justify="right")
+    for row in summary["types"]:
+        matrix.add_row(row, *(fmt(summary["matrix"][row][col]["mean_payoff"]) for col in summary["types"]))
+    console.print(matrix)
