@@ -93,3 +93,18 @@ def test_a_sample_does_not_depend_on_its_batch(library) -> None:
     # The case under test really happened: replies of different lengths in one batch.
     assert len({r.completion_tokens for r in together.values()}) > 1
     assert len({r.text for r in together.values()}) > 2
+
+
+def test_joining_requests_keep_prompt_groups_whole() -> None:
+    """A prompt's samples join the batch together, so the prompt is prefilled once, unless its
+    group is larger than the free room (then it is split rather than stalling the batch)."""
+    pytest.importorskip("torch")
+    from tomdistill.models.hf import _whole_groups
+
+    keys = list("aaaabbbbccccdd")
+    assert _whole_groups(keys, 0, 8) == 8  # a and b
+    assert _whole_groups(keys, 0, 6) == 4  # b would not fit whole
+    assert _whole_groups(keys, 0, 3) == 3  # a alone is too big: split it
+    assert _whole_groups(keys, 2, 5) == 4  # the rest of a
+    assert _whole_groups(keys, 4, 100) == 14
+    assert _whole_groups(keys, 12, 1) == 13

@@ -163,19 +163,27 @@ class HFModel(Model):
         """Continuous batching: rows leave the batch when they finish and queued requests take
         their place, so every decode step runs a full batch until the queue runs dry."""
         queue = list(requests)
+        keys = [prompt_key(r.messages) for r in queue]
+        start = 0
         live: _LiveBatch | None = None
         # Joining costs one extra forward pass, so wait until a quarter of the batch is free.
         refill_at = max(1, self.batch_size // 4)
-        while queue or live is not None:
+        while start < len(queue) or live is not None:
+            # Finished rows stay in the batch (as cheap padding) until a quarter of it is finished:
+            # dropping them copies the whole KV cache, which would cost more than their share of a
+            # step if it happened every time one reply ended.
+            if live is not None and (live.finished >= refill_at or live.finished == live.size):
+                live.drop_finished()
+                live = live if live.size else None
             free = self.batch_size - (live.size if live else 0)
-            if queue and (live is None or (live.joinable and free >= min(refill_at, len(queue)))):
-                joining, queue = queue[:free], queue[free:]
-                fresh = self._prefill(joining)
+            waiting = len(queue) - start
+            if waiting and (live is None or (live.joinable and free >= min(refill_at, waiting))):
+                end = _whole_groups(keys, start, free)
+                fresh = self._prefill(queue[start:end])
+                start = end
                 live = fresh if live is None else live.merge(fresh)
-            assert live is not None
-            yield from self._decode_step(live, settings)
-            if live.size == 0:
-                live = None
+            if live is not None:
+                yield from self._decode_step(live, settings)
 
     @torch.inference_mode()
     def _prefill(self, batch: Sequence[GenRequest]) -> _LiveBatch:
@@ -202,21 +210,24 @@ class HFModel(Model):
 
     @torch.inference_mode()
     def _decode_step(self, live: _LiveBatch, settings: SamplingSettings) -> list[GenResult]:
-        """Pick one token per row; finished rows leave with their result, the rest run one step."""
-        nxt = self._pick(live.logits, [row.generator for row in live.rows], settings)
-        keep, done = [], []
-        for slot, (row, token) in enumerate(zip(live.rows, nxt.tolist())):
+        """Pick one token per unfinished row, hand back the rows that end, run one step."""
+        slots = [i for i, row in enumerate(live.rows) if not row.finished]
+        picked = self._pick(live.logits[slots], [live.rows[i].generator for i in slots], settings)
+        done = []
+        for slot, token in zip(slots, picked.tolist()):
+            row = live.rows[slot]
             stop = token in self.stop_ids
             if not stop:
                 row.tokens.append(token)
             if stop or len(row.tokens) >= settings.max_new_tokens:
+                row.finished = True
                 done.append(GenResult(row.request.key, self.tokenizer.decode(row.tokens, skip_special_tokens=True),
                                       time.perf_counter() - row.started, row.prompt_tokens, len(row.tokens)))
-            else:
-                keep.append(slot)
-        live.select(keep)
-        if keep:
-            live.advance(self.model, nxt[keep].to(self.device))
+        if live.finished < live.size:
+            # Finished rows get the pad token; what they compute is never read.
+            tokens = torch.full((live.size,), self.tokenizer.pad_token_id, dtype=torch.long)
+            tokens[slots] = picked
+            live.advance(self.model, tokens.to(self.device))
         return done
 
     @staticmethod
@@ -321,6 +332,7 @@ class _Row:
     prompt_tokens: int
     started: float
     tokens: list[int] = field(default_factory=list)
+    finished: bool = False
 
 
 class _LiveBatch:
@@ -328,8 +340,8 @@ class _LiveBatch:
 
     Every row's real tokens sit right-aligned in the cache (prompts are left-padded and each step
     appends a column), which is what lets rows of different lengths join and leave: joining pads
-    the shorter side on the left, leaving drops the row, and all-padding columns on the left are
-    trimmed so the cache never grows past the longest live row.
+    the shorter side on the left, finished rows are dropped a few at a time, and all-padding
+    columns on the left are then trimmed so the cache never grows past the longest live row.
     """
 
     def __init__(self, rows: list[_Row], cache: Any, mask: torch.Tensor, logits: torch.Tensor) -> None:
@@ -345,7 +357,12 @@ class _LiveBatch:
         sliding-window layer drops old columns itself, so padding it would misalign rows)."""
         return all(not getattr(layer, "is_sliding", False) and hasattr(layer, "keys") for layer in self.cache.layers)
 
-    def select(self, keep: list[int]) -> None:
+    @property
+    def finished(self) -> int:
+        return sum(row.finished for row in self.rows)
+
+    def drop_finished(self) -> None:
+        keep = [i for i, row in enumerate(self.rows) if not row.finished]
         if len(keep) == len(self.rows):
             return
         self.rows = [self.rows[i] for i in keep]
@@ -380,6 +397,20 @@ class _LiveBatch:
             self.mask = self.mask[:, -needed:]
             for layer in self.cache.layers:
                 layer.keys, layer.values = layer.keys[:, :, -needed:], layer.values[:, :, -needed:]
+
+
+def _whole_groups(keys: Sequence[str], start: int, room: int) -> int:
+    """End of the requests to take from `start`: as many whole runs of one prompt as fit in `room`,
+    so a prompt is prefilled once rather than once per join; a run longer than the room is split."""
+    end = start
+    while end < len(keys) and end - start < room:
+        run_end = end
+        while run_end < len(keys) and keys[run_end] == keys[end]:
+            run_end += 1
+        if run_end - start > room:
+            return end if end > start else start + room
+        end = run_end
+    return end
 
 
 def _left_pad(tensor: torch.Tensor, width: int) -> torch.Tensor:

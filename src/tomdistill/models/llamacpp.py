@@ -1,7 +1,7 @@
 """llama.cpp backend (`llamacpp:<file.gguf>`, `llamacpp:default:teacher|student`): GGUF as it is.
 
-Runs quantised GGUF files through llama-cpp-python, one request at a time on the CPU cores that
-are free (see cpu_threads): no conversion to safetensors, a fifth of the memory of the float32
+Runs quantised GGUF files through llama-cpp-python, one request at a time on the CPU cores it
+may use (see cpu_threads): no conversion to safetensors, a fifth of the memory of the float32
 folder. The prompt is rendered with the GGUF's own chat template (the one the hf backend reads
 from the same file), so both backends see the same tokens. Each sample draws from its request's
 seed. Consecutive requests reuse the KV cache of their common prefix (the samples of a scenario
@@ -57,23 +57,23 @@ THREADS_ENV = "TOMDISTILL_LLAMACPP_THREADS"
 
 def cpu_threads() -> int:
     """Threads for llama.cpp: $TOMDISTILL_LLAMACPP_THREADS, else the cores this process may use
-    (taskset and cpusets respected) that the 1-minute load average does not show busy; at least 1.
+    (taskset and cpusets respected).
 
-    Busy cores matter because llama.cpp's threads meet at a spinning barrier after every operation,
-    so one preempted thread stalls them all. On a 2-core machine, 2 threads decoded the student at
-    55 tokens/s and 1 thread at 29 with the load near 1, but 2.2 against 26 with the load near 5.
+    llama.cpp's threads meet at a spinning barrier after every operation, so one preempted thread
+    stalls them all: on a 2-core machine, 2 threads decoded the student at 55 tokens/s and 1 thread
+    at 29 when idle, but 2.2 against 26 with other jobs keeping the load near 5. The load average is
+    not used to guess free cores: it lags by a minute and counts this process's own recent work
+    (a pipeline stage that just finished), which halved the threads on an idle machine. On a shared
+    machine, set the variable to the cores that are really free.
     """
     if value := os.environ.get(THREADS_ENV):
         if not value.isdigit() or int(value) < 1:
             raise TomdistillError(f"{THREADS_ENV}={value!r}: expected a whole number of threads, 1 or more")
         return int(value)
     try:
-        cores = len(os.sched_getaffinity(0))
+        return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        cores = os.cpu_count() or 1
-    # A load of 1.2 still leaves 2 of 2 cores worth using (measured above); 1.6 leaves 1.
-    busy = max(0, int(os.getloadavg()[0] - 0.5)) if hasattr(os, "getloadavg") else 0
-    return max(1, cores - busy)
+        return os.cpu_count() or 1
 
 
 def resolve_gguf(ident: str) -> tuple[Path, dict[str, Any]]:
