@@ -55,10 +55,12 @@ def test_exported_adapter_and_merged_agents_decide_alike(tiny_adapter, tmp_path)
     with Agent.load(tmp_path / "adapter-agent", dtype="float32") as a, Agent.load(tmp_path / "merged-agent", dtype="float32") as m:
         assert m.model.spec == f"hf:{tmp_path / 'merged-agent' / 'model'}"
         da, dm = a.decide_many([scenario] * 6, seeds=seeds), m.decide_many([scenario] * 6, seeds=seeds)
-        assert [d.probabilities["C"] for d in da] == pytest.approx([d.probabilities["C"] for d in dm], abs=1e-4)
+        # fp32 rounding of W + BA (merged) vs W x + B(A x) (adapter) moved P(C) by up to 1.4e-4 in
+        # CI runs; a wrong merge moves it by far more than 1e-3 (see the base check below).
+        assert [d.probabilities["C"] for d in da] == pytest.approx([d.probabilities["C"] for d in dm], abs=1e-3)
         assert all(d.action in ("C", "D") for d in da)
     with Agent.load("default:student", mode="score", dtype="float32") as base:
-        assert da[0].probabilities["C"] != pytest.approx(base.decide(scenario, seed=1).probabilities["C"], abs=1e-4)
+        assert da[0].probabilities["C"] != pytest.approx(base.decide(scenario, seed=1).probabilities["C"], abs=1e-3)
         sampled = Agent(base.model, mode="sample").decide(scenario, seed=1)  # the same weights, asked for a reply
         assert sampled.raw is not None and sampled.probabilities is None
 
