@@ -3,15 +3,11 @@ traceback, and the store exactly as it was."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tomdistill.cli import main
-from tomdistill.elicit import elicit
-from tomdistill.models.registry import load_model
-from tomdistill.store import Store
+from badinput import make_store, run_bad
 
 GAME = '[[game]]\nid = "g"\nname = "G"\ntemplate = "two_player_matrix"\nactions = ["C", "D"]\n'
 PAYOFFS = 'payoffs.C = { C = [1, 1], D = [0, 2] }\npayoffs.D = { C = [2, 0], D = [0, 0] }\n'
@@ -88,22 +84,7 @@ _STORE_COMMANDS = {"elicit", "evaluate", "dataset", "reparse", "runs"}
 
 @pytest.fixture()
 def db(tmp_path: Path) -> Path:
-    from tomdistill.scenarios import load_library
-
-    path = tmp_path / "store.db"
-    library = load_library()
-    with Store(path) as store:
-        elicit(store, load_model("mock:rate=0.5"), library.scenarios("train")[:2], run_name="r0", samples=3)
-        elicit(store, load_model("mock:rate=0.5"), library.scenarios("train")[:2], run_name="sc", mode="score")
-    return path
-
-
-def _content(path: Path) -> list[str]:
-    con = sqlite3.connect(path)
-    try:
-        return [line for line in con.iterdump() if "schema_version" not in line]
-    finally:
-        con.close()
+    return make_store(tmp_path / "store.db")
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -115,15 +96,7 @@ def test_bad_input(name: str, tmp_path: Path, db: Path, capsys) -> None:
     args = [a.replace("{tmp}", str(tmp_path)) for a in command]
     if args[0] in _STORE_COMMANDS and "--store" not in args:
         args += ["--store", str(db)]
-    before = _content(db)
-    code = main(args)
-    err = capsys.readouterr().err
-    assert code == 2, (name, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    assert message in lines[0], lines[0]
-    assert "Traceback" not in err
-    assert _content(db) == before
+    run_bad(args, message, capsys, store=db)
 
 
 def test_there_are_at_least_thirty_cases() -> None:

@@ -184,7 +184,7 @@ BAD_LIBRARIES = [
     pytest.param('[[variant]]\nid = "x3"\nname = "x3"\nscale = 3\ngames = ["donation_game"]\nsplit = "heldout_game"\n',
                  "variant 'x3'", "games", "not a matrix game", id="variant-of-numeric-game"),
     pytest.param('[[template]]\nid = "t"\ntext = "{{ bogus }}"\n' + GAME.replace("two_player_matrix", "t") + FULL_PAYOFFS,
-                 "game 'g'", "template", "'bogus' is undefined", id="template-undefined-variable"),
+                 "template 't'", "text", "'bogus' is undefined", id="template-undefined-variable"),
     pytest.param("[[game]\nid = 1", None, None, "not valid TOML", id="bad-toml"),
     pytest.param("[[monster]]\nid = 'x'\n", None, None, "unknown section 'monster'", id="unknown-section"),
     pytest.param("game = 3\n", None, None, "must be an array of tables", id="section-not-array"),

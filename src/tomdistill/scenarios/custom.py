@@ -76,7 +76,9 @@ def make_scenario(
         try:
             render(scenario, protocol)
         except TemplateRenderError as exc:
-            raise ScenarioError(f"make_scenario: {exc} (the context and rules are Jinja2 text)") from None
+            field = {"framing": "context", "text": "rules"}.get(exc.part or "", "payoffs")
+            raise ScenarioError(f"make_scenario: field '{field}': {exc} (context and rules are Jinja2 text, "
+                                "rendered in a sandbox)") from None
     return scenario
 
 

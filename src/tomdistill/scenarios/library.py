@@ -258,7 +258,10 @@ def _pair(lib: Library) -> list[Scenario]:
 
 
 def _check_rendering(lib: Library) -> None:
-    """Render every scenario once so a template error surfaces at load time, naming its game."""
+    """Render every scenario once so a template error surfaces at load time, naming the text at fault.
+
+    Library texts are untrusted (files are shared): rendering runs in Jinja2's sandbox, and a
+    refused construct is reported here like any other error in the file."""
     from .render import PROTOCOLS, TemplateRenderError, render
 
     for scenario in lib._scenarios:
@@ -266,9 +269,17 @@ def _check_rendering(lib: Library) -> None:
             try:
                 render(scenario, protocol)
             except TemplateRenderError as exc:
-                src = lib.games[scenario.game.id]
+                file, entry, field = _failing_text(lib, scenario, exc.part)
                 raise LibraryError(
-                    src.file, f"{exc} (while rendering scenario '{scenario.id}')",
-                    entry=f"game '{scenario.game.id}'", field="template",
+                    file, f"{exc} (while rendering scenario '{scenario.id}')", entry=entry, field=field,
                 ) from None
 
+
+def _failing_text(lib: Library, scenario: Scenario, part: str | None) -> tuple[str, str, str]:
+    """(file, entry, field) of the text whose rendering failed."""
+    if part == "framing":
+        return lib.contexts[scenario.context.id].file, f"context '{scenario.context.id}'", "framing"
+    if part == "text":
+        return lib.templates[scenario.template.id].file, f"template '{scenario.template.id}'", "text"
+    # A built-in protocol text failed on this game's fields (e.g. a game without `actions`).
+    return lib.games[scenario.game.id].file, f"game '{scenario.game.id}'", "template"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
 import jinja2
+import jinja2.sandbox
 from pydantic import BaseModel, ConfigDict, Field
 
 from .spec import MatrixGame
@@ -34,7 +36,14 @@ class ChatMessage(TypedDict):
 
 
 class TemplateRenderError(ValueError):
-    """A Jinja2 template could not be rendered with the fields it was given."""
+    """A Jinja2 template could not be rendered with the fields it was given.
+
+    `part` says which text failed ("framing" of the context, "text" of the template, or a
+    built-in protocol text), so a loader can name the file, entry and field at fault."""
+
+    def __init__(self, message: str, part: str | None = None) -> None:
+        super().__init__(message)
+        self.part = part
 
 
 class ProtocolText(BaseModel):
@@ -51,14 +60,62 @@ def num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-_ENV = jinja2.Environment(
-    undefined=jinja2.StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-    autoescape=False,
-    keep_trailing_newline=False,
+#: Filters a library text may use. Library files are shared between people, so a template is
+#: untrusted input: it gets no filter that reaches Python objects, formats strings or emits markup.
+_ALLOWED_FILTERS = (
+    "join", "length", "count", "first", "last", "lower", "upper", "capitalize", "title", "trim",
+    "default", "round", "int", "float", "abs", "string", "replace", "sum", "min", "max",
 )
-_ENV.globals["num"] = num
+#: Longest text a template may build with `*` (e.g. "x" * 10**9 would exhaust memory).
+_MAX_REPEAT = 100_000
+
+
+class _LibrarySandbox(jinja2.sandbox.ImmutableSandboxedEnvironment):
+    """Jinja2's sandbox (no `__globals__`, no private attributes, no mutation) with bounded arithmetic.
+
+    The sandbox already refuses attribute paths to Python internals; `call_binop` adds bounds on
+    `*` and `**`, the two operators that let a few bytes of template text allocate gigabytes.
+    """
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and not _small_power(left, right):
+            raise jinja2.sandbox.SecurityError("powers with results above 10**1000 are not allowed")
+        if operator == "*" and (isinstance(left, str | list | tuple) or isinstance(right, str | list | tuple)):
+            seq, times = (left, right) if isinstance(left, str | list | tuple) else (right, left)
+            if not isinstance(times, int) or len(seq) * max(times, 0) > _MAX_REPEAT:
+                raise jinja2.sandbox.SecurityError(f"repeating text beyond {_MAX_REPEAT} characters is not allowed")
+        return super().call_binop(context, operator, left, right)
+
+
+def _small_power(base: Any, exponent: Any) -> bool:
+    """True when base ** exponent stays far below a number that takes seconds to compute."""
+    if not isinstance(exponent, int | float) or not isinstance(base, int | float):
+        return True  # not arithmetic on numbers: Python raises its own TypeError
+    if abs(base) <= 1 or exponent <= 0:
+        return True
+    return math.log10(abs(base)) * exponent <= 1000
+
+
+def _environment() -> jinja2.Environment:
+    env = _LibrarySandbox(
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        keep_trailing_newline=False,
+    )
+    # Only what the texts need: no `range`, `lipsum`, `cycler`, `joiner`, `namespace` or `dict`.
+    env.globals.clear()
+    env.globals["num"] = num
+    env.filters = {name: env.filters[name] for name in _ALLOWED_FILTERS}
+    env.tests = {name: env.tests[name] for name in ("defined", "undefined", "number", "string", "even", "odd",
+                                                     "in", "eq", "ne", "lt", "le", "gt", "ge")}
+    return env
+
+
+_ENV = _environment()
 
 
 @cache
@@ -70,8 +127,13 @@ def render_text(text: str, variables: dict[str, Any]) -> str:
     """Render one Jinja2 text; undefined names and syntax errors raise TemplateRenderError."""
     try:
         return _compiled(text).render(**variables).strip()
+    except jinja2.sandbox.SecurityError as exc:
+        raise TemplateRenderError(f"not allowed in a library text: {exc}") from None
     except jinja2.TemplateError as exc:
         raise TemplateRenderError(f"template error: {exc}") from None
+    except (TypeError, ValueError, ArithmeticError, OverflowError) as exc:
+        # Filters and operators on the data raise these (e.g. `{{ actions | sum }}`).
+        raise TemplateRenderError(f"template error: {type(exc).__name__}: {exc}") from None
 
 
 @cache
@@ -112,10 +174,10 @@ def render(scenario: Scenario, protocol: Protocol, history: Sequence[PastRound] 
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     texts = protocol_texts()[protocol]
     variables = scenario.game.model_dump()
-    framing = render_text(scenario.context.framing, variables)
-    rules = render_text(scenario.template.text, variables)
+    framing = _render_part("framing", scenario.context.framing, variables)
+    rules = _render_part("text", scenario.template.text, variables)
     ask = texts.choice if isinstance(scenario.game, MatrixGame) else texts.number
-    instruction = render_text(ask, variables)
+    instruction = _render_part("protocol", ask, variables)
     parts = [framing, rules]
     if history:
         parts.append(_render_history(scenario, history))
@@ -124,6 +186,14 @@ def render(scenario: Scenario, protocol: Protocol, history: Sequence[PastRound] 
         {"role": "system", "content": texts.system.strip()},
         {"role": "user", "content": "\n\n".join(parts)},
     ]
+
+
+def _render_part(part: str, text: str, variables: dict[str, Any]) -> str:
+    """render_text, with the failing part recorded on the error."""
+    try:
+        return render_text(text, variables)
+    except TemplateRenderError as exc:
+        raise TemplateRenderError(str(exc), part) from None
 
 
 def _render_history(scenario: Scenario, history: Sequence[PastRound]) -> str:
