@@ -278,6 +278,7 @@ def runs_show(
 def runs_export(
     name: Annotated[str, typer.Argument(help="Run name.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="FILE.jsonl, FILE.parquet, or a folder for a datasets.Dataset.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.jsonl / FILE.parquet (never a folder).")] = False,
     store: StoreOption = None,
 ) -> None:
     """Export every sample of a run (raw text, parse, seed, timing) to JSONL, Parquet or a datasets folder."""
@@ -285,7 +286,7 @@ def runs_export(
     from .store import Store
 
     with Store(store) as db:
-        path = export_run(db, db.require_run(name), out)
+        path = export_run(db, db.require_run(name), out, force=force)
     console.print(f"wrote {path}")
 
 

@@ -14,6 +14,7 @@ do, whatever the teacher run holds. Output folder:
     train.jsonl      {"messages": [system, user, assistant]} per line (OpenAI fine-tuning, LLaMA-Factory)
     hf/              a Hugging Face `datasets` folder: prompt / completion (TRL), messages, scenario, split, ...
     manifest.json    teacher run, counts per scenario, dropped samples, parser version, reply format
+    .tomdistill      the marker that lets a later build replace this folder (see outdirs.py)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TomdistillError
+from .outdirs import check_dir, replace_owned_dir
 from .runs import run_scenarios
 from .scenarios import Library, Scenario, render
 from .scenarios.parse import PARSER_VERSION
@@ -32,6 +34,7 @@ from .scenarios.render import Protocol
 from .store import Run, Sample, Store
 
 MANIFEST = "manifest.json"
+DATASET_KIND = "dataset"
 REPLY_FORMAT = "{decision}\nMotivation: {motivation}"
 
 
@@ -83,10 +86,15 @@ def build_dataset(
     splits: tuple[str, ...] = ("train",),
     prompt_protocol: Protocol = "answer",
     require_motivation: bool = False,
+    key: str | None = None,
 ) -> DatasetManifest:
-    """Write the SFT data for `run` into `out` and return its manifest."""
+    """Write the SFT data for `run` into `out` and return its manifest.
+
+    `out` must be new, empty, or a dataset folder tomdistill wrote, which is then replaced; `key`
+    (default: the run name) goes into its marker."""
     if run.mode != "sample":
         raise TomdistillError(f"run '{run.name}' is a {run.mode}-mode run; a dataset needs sampled teacher replies")
+    check_dir(out, DATASET_KIND, legacy=is_dataset_folder)  # before any work; the old folder stays until the new one is due
     known_splits = library.splits()
     for split in splits:
         if split not in known_splits:
@@ -117,15 +125,24 @@ def build_dataset(
     manifest.per_scenario = dict(Counter(e["scenario"] for e in examples))
     manifest.per_split = dict(Counter(e["split"] for e in examples))
     manifest.decisions = dict(Counter(e["decision"] for e in examples))
-    _write(out, examples, manifest)
+    _write(out, examples, manifest, key or run.name)
     return manifest
 
 
-def _write(out: Path, examples: list[dict[str, Any]], manifest: DatasetManifest) -> None:
+def is_dataset_folder(folder: Path) -> bool:
+    """A dataset folder written before markers existed: its manifest.json is tomdistill's (migration rule)."""
+    try:
+        data = json.loads((folder / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(data, dict) and {"teacher_run", "reply_format", "parser_version"} <= set(data)
+
+
+def _write(out: Path, examples: list[dict[str, Any]], manifest: DatasetManifest, key: str) -> None:
     import datasets
 
     datasets.disable_progress_bars()
-    out.mkdir(parents=True, exist_ok=True)
+    replace_owned_dir(out, DATASET_KIND, key=key, legacy=is_dataset_folder)
     with (out / "train.jsonl").open("w") as fh:
         for e in examples:
             fh.write(json.dumps({"messages": e["messages"]}, ensure_ascii=False) + "\n")

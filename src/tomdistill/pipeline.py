@@ -9,15 +9,18 @@ re-run after an interruption, or after changing only the evaluation, redoes noth
 Elicitation stages resume sample by sample and training from its last checkpoint; `--force
 STAGE` redoes one stage (and so everything after it). The output folder also gets a
 `manifest.json`: the config, package versions, model details and file hashes, seeds and timings.
+
+The output folder and its dataset/, adapter/ and report/ folders carry tomdistill's marker
+(outdirs.py); a folder of the user's is refused before any stage runs, never written into.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import resource
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from typing import Any
 
 from .config import Config
 from .errors import TomdistillError
+from .outdirs import Legacy, check_dir, claim_dir, replace_owned_dir
 from .progress import progress_bar
 from .scenarios import Scenario, load_library, prompt_hash, render
 from .versions import package_versions
@@ -33,6 +37,34 @@ from .versions import package_versions
 STAGES = ("teacher", "dataset", "train", "base", "student", "evaluate", "report")
 STATE_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.json"
+STORE_FILE = "tomdistill.db"
+RUN_KIND, REPORT_KIND = "run", "report"  # the kinds in the .tomdistill markers (outdirs.py)
+OUT_HINT = "pick a new --out for this run"
+
+
+def _read_state(path: Path) -> dict[str, dict[str, Any]] | None:
+    """pipeline.json's stage records, or None when it is absent or not one tomdistill wrote."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    ours = isinstance(data, dict) and data and all(k in STAGES and isinstance(v, dict) for k, v in data.items())
+    return data if ours else None
+
+
+# Migration rule for folders written before markers existed: a run folder is ours when it holds a
+# valid pipeline.json, or (a run stopped during its first stage) nothing but the store; its
+# sub-folders when they hold the files tomdistill writes there (dataset: its manifest.json,
+# adapter: train_config.json or training_log.jsonl, report: report.html). Claiming marks them.
+def _is_run_folder(folder: Path) -> bool:
+    if _read_state(folder / STATE_FILE) is not None:
+        return True
+    names = set(os.listdir(folder))
+    return STORE_FILE in names and names <= {STORE_FILE + suffix for suffix in ("", "-wal", "-shm", "-journal")}
+
+
+def _is_report_folder(folder: Path) -> bool:
+    return (folder / "report.html").is_file()
 
 
 def _key(*parts: Any) -> str:
@@ -83,14 +115,44 @@ class Pipeline:
                 raise TomdistillError(f"config: split '{split}' has no scenario matching scenarios.include")
         if "train" not in config.teacher.splits:
             raise TomdistillError("config: teacher.splits must include 'train' (the dataset is built from it)")
-        self.state_path = out / STATE_FILE
-        self.state: dict[str, dict[str, Any]] = json.loads(self.state_path.read_text()) if self.state_path.is_file() else {}
-        self.records: dict[str, StageRecord] = {}
         self.paths = {
-            "store": out / "tomdistill.db", "dataset": out / "dataset", "adapter": out / "adapter",
+            "store": out / STORE_FILE, "dataset": out / "dataset", "adapter": out / "adapter",
             "eval": out / "eval.json", "report": out / "report",
         }
+        self.check_outputs()
+        self.state_path = out / STATE_FILE
+        self.state: dict[str, dict[str, Any]] = self._load_state()
+        self.records: dict[str, StageRecord] = {}
         self.keys = self._stage_keys()
+
+    def _folders(self) -> dict[str, tuple[str, str, Legacy]]:
+        """The output sub-folders: path name -> (stage writing it, marker kind, migration test)."""
+        from .dataset import DATASET_KIND, is_dataset_folder
+        from .train import ADAPTER_KIND, is_adapter_folder
+
+        return {"dataset": ("dataset", DATASET_KIND, is_dataset_folder),
+                "adapter": ("train", ADAPTER_KIND, is_adapter_folder),
+                "report": ("report", REPORT_KIND, _is_report_folder)}
+
+    def check_outputs(self) -> None:
+        """Refuse, before any stage runs, an --out (or a folder in it) that tomdistill did not write."""
+        check_dir(self.out, RUN_KIND, legacy=_is_run_folder, hint=OUT_HINT)
+        for name, (_, kind, legacy) in self._folders().items():
+            check_dir(self.paths[name], kind, legacy=legacy, hint=OUT_HINT)
+
+    def _load_state(self) -> dict[str, dict[str, Any]]:
+        if not self.state_path.exists():
+            return {}
+        state = _read_state(self.state_path)
+        if state is None:
+            raise TomdistillError(f"{self.state_path}: not a valid tomdistill pipeline state; {OUT_HINT}")
+        return state
+
+    def _claim(self, name: str, *, replace: bool) -> Path:
+        """Mark a sub-folder with its stage key; `replace` first deletes it (only ever our own)."""
+        stage, kind, legacy = self._folders()[name]
+        return (replace_owned_dir if replace else claim_dir)(self.paths[name], kind, key=self.keys[stage],
+                                                             legacy=legacy, hint=OUT_HINT)
 
     def scenarios(self, splits: list[str]) -> list[Scenario]:
         """The scenarios of these splits that scenarios.include keeps (all when it is empty)."""
@@ -196,11 +258,11 @@ class Pipeline:
         from .dataset import build_dataset
         from .store import Store
 
-        shutil.rmtree(self.paths["dataset"], ignore_errors=True)
-        with Store(self.paths["store"]) as store:
+        with Store(self.paths["store"]) as store:  # build_dataset replaces the folder, being ours (checked)
             manifest = build_dataset(
                 store, store.require_run(self.run_name("teacher")), self.library, self.paths["dataset"],
                 prompt_protocol=self.config.dataset.prompt_protocol, require_motivation=self.config.dataset.require_motivation,
+                key=self.keys["dataset"],
             )
         return {"examples": manifest.examples, "dropped_invalid": manifest.dropped_invalid, "decisions": manifest.decisions}
 
@@ -212,8 +274,7 @@ class Pipeline:
         # Same key and checkpoints left by an interrupted run: continue it; anything else starts afresh.
         resume = recorded.get("started_key") == self.keys["train"] and (adapter / CHECKPOINTS).is_dir() \
             and "train" not in self.force
-        if not resume:
-            shutil.rmtree(adapter, ignore_errors=True)
+        self._claim("adapter", replace=not resume)
         self.state["train"] = {**recorded, "started_key": self.keys["train"]}
         self._save_state()
         result = train(self.config.student.model, self.paths["dataset"], adapter, self.config.train, resume=resume)
@@ -242,13 +303,14 @@ class Pipeline:
         from .evaluate import load_report
         from .evaluate.report import write_report
 
-        paths = write_report(load_report(self.paths["eval"]), self.paths["report"])
+        paths = write_report(load_report(self.paths["eval"]), self._claim("report", replace=True))
         return {"files": sorted(p.name for p in paths.values())}
 
     # --- driver ------------------------------------------------------------------------------
 
     def run(self) -> PipelineResult:
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.check_outputs()  # again: the folder may have changed since this Pipeline was made
+        claim_dir(self.out, RUN_KIND, legacy=_is_run_folder, hint=OUT_HINT)
         started = time.perf_counter()
         self._stage("teacher", self.teacher)
         self._stage("dataset", self.dataset)
@@ -277,8 +339,6 @@ class Pipeline:
 
 
 def _cpus() -> int | None:
-    import os
-
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 

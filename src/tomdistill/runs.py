@@ -12,10 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TomdistillError
+from .outdirs import check_dir, check_new_file, replace_owned_dir, replacing_file
 from .scenarios import Library, Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, parse_decision
 from .scenarios.render import num
 from .store import Run, Sample, Store
+
+EXPORT_KIND = "export"  # the kind in the marker of an exported datasets folder
 
 
 @dataclass
@@ -103,12 +106,21 @@ def run_rows(store: Store, run: Run) -> list[dict[str, Any]]:
     return rows
 
 
-def export_run(store: Store, run: Run, out: Path) -> Path:
-    """Write a run's samples as JSONL (`.jsonl`), Parquet (`.parquet`), or a `datasets` folder (other)."""
+def export_run(store: Store, run: Run, out: Path, *, force: bool = False) -> Path:
+    """Write a run's samples as JSONL (`.jsonl`), Parquet (`.parquet`), or a `datasets` folder (other).
+
+    An existing file is replaced only with `force`: a single file carries no mark saying tomdistill
+    wrote it. A folder is replaced only when it is an earlier export (its `.tomdistill` marker);
+    folders exported before markers existed are refused like any folder of the user's.
+    """
+    folder = out.suffix not in (".jsonl", ".parquet")
+    if folder:
+        check_dir(out, EXPORT_KIND)
+    else:
+        check_new_file(out, force=force)
     rows = run_rows(store, run)
     if out.suffix == ".jsonl":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with out.open("w") as fh:
+        with replacing_file(out) as tmp, tmp.open("w") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")
         return out
@@ -118,8 +130,9 @@ def export_run(store: Store, run: Run, out: Path) -> Path:
         raise TomdistillError("exporting to Parquet or a datasets folder needs: pip install 'tomdistill[data]'") from None
     # probs is a dict with varying keys per game; keep it as JSON text so all rows share one schema.
     table = datasets.Dataset.from_list([r | {"probs": json.dumps(r["probs"]) if r["probs"] else None} for r in rows])
-    if out.suffix == ".parquet":
-        table.to_parquet(str(out))
+    if folder:
+        table.save_to_disk(str(replace_owned_dir(out, EXPORT_KIND, key=run.name)))
     else:
-        table.save_to_disk(str(out))
+        with replacing_file(out) as tmp:
+            table.to_parquet(str(tmp))
     return out

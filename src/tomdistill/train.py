@@ -20,11 +20,24 @@ from .config import TrainConfig
 from .dataset import load_manifest, load_training_data
 from .errors import TomdistillError
 from .models.registry import local_model_path
+from .outdirs import check_dir, claim_dir
 from .versions import package_versions
 
 CHECKPOINTS = "checkpoints"
 TRAIN_LOG = "training_log.jsonl"
 TRAIN_CONFIG = "train_config.json"
+MERGE_INFO = "tomdistill_merge.json"
+ADAPTER_KIND, MERGED_KIND = "adapter", "merged"  # the kinds in the .tomdistill markers of the output folders
+
+
+def is_adapter_folder(folder: Path) -> bool:
+    """An adapter folder written before markers existed (migration rule): it holds the files only
+    tomdistill's training writes there, the config of a finished one or the loss log of a started one."""
+    return (folder / TRAIN_CONFIG).is_file() or (folder / TRAIN_LOG).is_file()
+
+
+def _is_merged_folder(folder: Path) -> bool:
+    return (folder / MERGE_INFO).is_file()  # a merged model written before markers existed
 
 
 @dataclass
@@ -73,6 +86,7 @@ def train(
 ) -> TrainResult:
     """Fine-tune `student` (an hf: or default: spec) with LoRA on the dataset in `data_dir`."""
     manifest = load_manifest(data_dir)
+    check_dir(out, ADAPTER_KIND, legacy=is_adapter_folder)  # a folder of the user's is never written into
     checkpoints = out / CHECKPOINTS
     last = _last_checkpoint(checkpoints) if checkpoints.is_dir() else None
     if last is not None and not resume:
@@ -80,6 +94,7 @@ def train(
     if resume and last is None and (out / "adapter_config.json").is_file():
         raise TomdistillError(f"{out}: training already finished there (adapter present, no checkpoint to resume)")
 
+    claim_dir(out, ADAPTER_KIND, legacy=is_adapter_folder)
     import torch
     import transformers
     from peft import LoraConfig
@@ -207,14 +222,15 @@ def merge(adapter: Path, out: Path, student: str | None = None) -> Path:
         if not info_path.is_file():
             raise TomdistillError(f"{adapter}: no {TRAIN_CONFIG} saying which student it belongs to; pass --student")
         student = json.loads(info_path.read_text())["student"]
+    check_dir(out, MERGED_KIND, legacy=_is_merged_folder)
     import transformers
     from peft import PeftModel
 
     path = local_model_path(student)
     base = transformers.AutoModelForCausalLM.from_pretrained(path)
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
-    merged.save_pretrained(str(out))
+    merged.save_pretrained(str(claim_dir(out, MERGED_KIND, legacy=_is_merged_folder)))
     transformers.AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(out))
     if info_path.is_file():
-        (out / "tomdistill_merge.json").write_text(json.dumps({"student": student, "adapter": str(adapter)}, indent=2))
+        (out / MERGE_INFO).write_text(json.dumps({"student": student, "adapter": str(adapter)}, indent=2))
     return out
