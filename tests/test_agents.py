@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from fakeagent import fake_adapter
 
 import tomdistill
 from tomdistill import Agent, PastRound, make_scenario, prompt_hash, render
@@ -348,19 +349,6 @@ def test_play_report_files(tmp_path, store, library) -> None:
 # --- export ---------------------------------------------------------------------------------------
 
 
-def fake_adapter(folder: Path, student: str) -> Path:
-    """An adapter folder with the files `tomdistill train` writes (weights are not real: mock models ignore them)."""
-    folder.mkdir(parents=True)
-    (folder / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": 8}))
-    (folder / "adapter_model.safetensors").write_bytes(b"\0" * 64)
-    (folder / "chat_template.jinja").write_text("{% for m in messages %}{{ m.content }}{% endfor %}")
-    (folder / "train_config.json").write_text(json.dumps({"student": student, "teacher_run": "t", "config": {"r": 8},
-                                                          "result": {"steps": 3, "examples": 8}}))
-    (folder / "checkpoints" / "checkpoint-2").mkdir(parents=True)
-    (folder / "training_args.bin").write_bytes(b"pickle")
-    return folder
-
-
 def test_export_writes_a_loadable_agent_folder(tmp_path) -> None:
     adapter = fake_adapter(tmp_path / "adapter", "mock:rate=1")
     result = export_agent(adapter, tmp_path / "agent")
@@ -387,7 +375,7 @@ def test_export_writes_a_loadable_agent_folder(tmp_path) -> None:
     with pytest.raises(TomdistillError, match="already exists and is not empty"):
         export_agent(adapter, agent_dir)
     (agent_dir / "adapter" / "adapter_model.safetensors").write_bytes(b"\0" * 10)
-    with pytest.raises(TomdistillError, match="missing or changed since export"):
+    with pytest.raises(TomdistillError, match="weight file changed since export"):
         Agent.load(agent_dir)
 
 

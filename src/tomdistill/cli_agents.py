@@ -28,7 +28,7 @@ from .errors import TomdistillError
 @app.command()
 def export(
     adapter: Annotated[Path, typer.Argument(metavar="ADAPTER_DIR", help="Adapter folder from `tomdistill train` or `tomdistill run` (its adapter/).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Agent folder to write (must not exist, or be empty).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Agent folder to write: a new or empty folder, outside ADAPTER_DIR.")],
     merge: Annotated[bool, typer.Option("--merge", help="Fold the adapter into the base model: a standalone model folder that vLLM, llama.cpp (after GGUF conversion) and transformers load with nothing else.")] = False,
     eval_json: Annotated[Path | None, typer.Option("--eval", help="eval.json of this adapter, for the behaviour card (rates vs teacher and base). Default: the eval.json of the `tomdistill run` folder the adapter is in, if any.")] = None,
     student: Annotated[str | None, typer.Option(help="Base model spec; default: the one the adapter was trained on (train_config.json).")] = None,
@@ -43,7 +43,7 @@ def export(
         result = export_agent(adapter, out, merge=merge, eval_json=eval_json, student=student,
                               mode=mode.value if mode else None, protocol=protocol.value if protocol else None, name=name)
     m = result.manifest
-    size = sum(f["size"] for f in m.files.values()) / 1e6
+    size = sum(f.size for f in m.files.values()) / 1e6
     console.print(f"wrote agent '{m.name}' to {result.out} in {result.seconds:.1f} s: {m.kind} ({size:.1f} MB of weights) "
                   f"on {m.base.spec}; protocol {m.protocol}, {m.mode} mode", highlight=False)
     if result.behaviour:

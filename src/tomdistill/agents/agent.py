@@ -27,7 +27,7 @@ from ..scenarios import Scenario, prompt_hash, render
 from ..scenarios.custom import resolve_scenario
 from ..scenarios.parse import parse_decision
 from ..scenarios.render import PROTOCOLS, ChatMessage, PastRound
-from .manifest import AGENT_FILE, check_base, read_manifest
+from .manifest import AGENT_FILE, check_base, read_manifest, verify_folder
 
 MODES: tuple[str, ...] = ("sample", "score")
 
@@ -154,13 +154,7 @@ class Agent:
     @classmethod
     def _from_agent_dir(cls, folder: Path, mode, protocol, sampling, label, options: ModelOptions) -> Agent:
         manifest = read_manifest(folder)
-        weights = folder / manifest.weights
-        if not weights.is_dir():
-            raise TomdistillError(f"{folder}: agent.json names the folder '{manifest.weights}', which is missing")
-        for name, meta in manifest.files.items():
-            file = folder / name
-            if not file.is_file() or ("size" in meta and file.stat().st_size != meta["size"]):
-                raise TomdistillError(f"{folder}: weight file {name} is missing or changed since export")
+        weights = verify_folder(folder, manifest)  # paths, symlinks and weight hashes, before any model loads
         if manifest.kind == "adapter":
             check_base(folder, manifest.base)
             model = load_model(manifest.base.spec, replace(options, adapter=weights))
@@ -255,7 +249,7 @@ class Agent:
                                "protocol": self.protocol, "mode": self.mode,
                                "sampling": self.sampling.model_dump()}
         if self.manifest is not None:
-            out["weights"] = {k: v.get("sha256") for k, v in self.manifest.files.items()}
+            out["weights"] = {k: v.sha256 for k, v in self.manifest.files.items()}
         return out
 
     def close(self) -> None:

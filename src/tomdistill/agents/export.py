@@ -10,7 +10,10 @@
       README.md        what the agent is and how to load, use and serve it
 
 The folder is written under a temporary name and renamed when complete, so an interrupted export
-never leaves a folder that looks finished.
+never leaves a folder that looks finished. Export copies real files only: a symbolic link in the
+adapter folder is refused (`tomdistill train` writes none), so a link cannot pull a file from
+elsewhere into an agent folder meant to be shared. `--out` must be a new or empty folder outside
+the adapter folder; anything else is refused before a byte is written.
 """
 
 from __future__ import annotations
@@ -28,15 +31,16 @@ from .. import __version__
 from ..errors import TomdistillError
 from ..models.base import SamplingSettings
 from ..models.registry import check_adapter_dir
+from ..outdirs import HINT, check_dir
 from ..scenarios.render import PROTOCOLS, history_text, protocol_texts
 from ..versions import package_versions
 from .agent import MODES, default_sampling
-from .manifest import AGENT_FILE, AgentManifest, base_ref, file_sha256, weight_files
+from .manifest import AGENT_FILE, AgentManifest, base_ref, file_sha256, resolved, walk, weight_files
 
 BEHAVIOUR_JSON = "behaviour.json"
 BEHAVIOUR_MD = "BEHAVIOUR.md"
 #: Training leftovers that an agent does not need (optimizer state, pickled trainer arguments).
-_SKIP = {"checkpoints", "training_args.bin"}
+_SKIP = frozenset({"checkpoints", "training_args.bin"})
 
 
 @dataclass
@@ -47,6 +51,29 @@ class ExportResult:
     behaviour: dict[str, Any] | None
     seconds: float
     notes: list[str]
+
+
+def check_adapter_files(adapter: Path) -> None:
+    """Refuse a symbolic link (or a pipe, a device) among the adapter files export would copy."""
+    for path in walk(adapter, _SKIP):
+        if path.is_symlink():
+            raise TomdistillError(f"{path}: a symbolic link in the adapter folder; export copies real files only "
+                                  "(replace the link with a copy of what it points to, or remove it)")
+        if not (path.is_file() or path.is_dir()):
+            raise TomdistillError(f"{path}: neither a file nor a folder; export copies real files only")
+
+
+def check_out(adapter: Path, out: Path) -> None:
+    """Refuse an --out that export cannot write without harm: inside the adapter, a link, a file,
+    below a file, or a non-empty folder (even an earlier agent: export replaces nothing)."""
+    if resolved(out).is_relative_to(resolved(adapter)):
+        raise TomdistillError(f"{out}: is inside the adapter folder {adapter} being exported; choose an --out outside it")
+    check_dir(out, "export", legacy=lambda folder: (folder / AGENT_FILE).is_file())
+    ancestor = next((p for p in out.parents if p.exists() or p.is_symlink()), None)
+    if ancestor is not None and not ancestor.is_dir():
+        raise TomdistillError(f"{ancestor}: is a file, so the folder {out} cannot be made below it; {HINT}")
+    if out.is_dir() and any(out.iterdir()):
+        raise TomdistillError(f"{out}: already exists and is not empty; export writes a new or empty folder only ({HINT})")
 
 
 def _train_info(adapter: Path) -> dict[str, Any]:
@@ -234,6 +261,8 @@ def export_agent(
     """Write the agent folder `out` from a training adapter folder (see the module docstring)."""
     started = time.perf_counter()
     check_adapter_dir(adapter)
+    check_adapter_files(adapter)
+    check_out(adapter, out)
     info = _train_info(adapter)
     student = student or info.get("student")
     if not student:
@@ -243,8 +272,6 @@ def export_agent(
         raise TomdistillError(f"unknown decision mode '{mode}'; choose sample or score")
     if protocol is not None and protocol not in PROTOCOLS:
         raise TomdistillError(f"unknown protocol '{protocol}'; choose one of: {', '.join(PROTOCOLS)}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TomdistillError(f"{out}: already exists and is not empty; choose another --out or remove it")
     notes: list[str] = []
     eval_path = eval_json or find_eval(adapter)
     report = None
@@ -276,7 +303,10 @@ def export_agent(
             merge_adapter(adapter, work / weights, student)
         else:
             weights = "adapter"
-            shutil.copytree(adapter, work / weights, ignore=lambda d, names: [n for n in names if n in _SKIP])
+            # symlinks=True: were a link to appear after the check above, it is copied as a link (which
+            # Agent.load refuses when it leads out), never as the file it points to.
+            shutil.copytree(adapter, work / weights, symlinks=True,
+                            ignore=lambda d, names: [n for n in names if n in _SKIP])
         files = {f"{weights}/{p.name}": {"size": p.stat().st_size, "sha256": file_sha256(p)}
                  for p in weight_files(work / weights)}
         template = work / weights / "chat_template.jinja"

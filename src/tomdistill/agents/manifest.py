@@ -4,12 +4,18 @@ The file makes a folder self-describing: which weights (a LoRA adapter on a name
 a merged standalone model), the chat template, the prompt protocol the agent was trained for
 (with its exact texts), how it decides (sample or score mode, sampling settings), where it came
 from (teacher run, training recipe) and the versions that made it.
+
+An agent folder is data from elsewhere, so loading trusts none of it (`verify_folder`): every path
+agent.json names must stay inside the folder, no symlink may lead out of it, and every weight file
+must match the sha256 agent.json records for it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +42,15 @@ class BaseRef(BaseModel):
     )
 
 
+class FileEntry(BaseModel):
+    """One weight file: its size and sha256, both checked on every load."""
+
+    model_config = ConfigDict(extra="forbid")
+    size: int = Field(ge=0)
+    # Optional only so that a folder without it gets a "re-export" message instead of a schema error.
+    sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+
 class AgentManifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: int = FORMAT_VERSION
@@ -51,7 +66,7 @@ class AgentManifest(BaseModel):
     games: str = Field("two-player matrix games told in tomdistill's prose templates; the donation game (numeric)")
     training: dict[str, Any] = Field(default_factory=dict, description="Teacher run, data and recipe (from train_config.json).")
     behaviour: str | None = Field(None, description="behaviour.json (relative), when an evaluation was given.")
-    files: dict[str, dict[str, Any]] = Field(default_factory=dict, description="Weight files: size and sha256.")
+    files: dict[str, FileEntry] = Field(default_factory=dict, description="Weight files (relative): size and sha256.")
     tomdistill_version: str
     versions: dict[str, str] = Field(default_factory=dict)
     created: str
@@ -81,6 +96,85 @@ def file_sha256(path: Path) -> str:
         while chunk := fh.read(1 << 22):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def resolved(path: Path) -> Path:
+    """`path` with every symlink followed; a symlink loop is a user error naming the path."""
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # RuntimeError up to Python 3.12, OSError (ELOOP) after
+        raise TomdistillError(f"{path}: a symlink loop") from None
+
+
+def walk(folder: Path, skip: frozenset[str] = frozenset()) -> Iterator[Path]:
+    """Everything under `folder`, without following symlinks; names in `skip` are left out at every level."""
+    for root, dirs, files in os.walk(folder, followlinks=False):
+        dirs[:] = [d for d in dirs if d not in skip]
+        for name in dirs + files:
+            if name not in skip:
+                yield Path(root) / name
+
+
+def inside(folder: Path, rel: str, field: str) -> Path:
+    """`folder / rel` for a path agent.json names in `field`, refused when it leads out of the folder."""
+    where = folder / AGENT_FILE
+    if not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise TomdistillError(f"{where}: field '{field}': '{rel}' is not a relative path inside the agent folder "
+                              "(absolute paths and '..' are refused)")
+    path = folder / rel
+    target = resolved(path)
+    if not target.is_relative_to(resolved(folder)):
+        raise TomdistillError(f"{where}: field '{field}': '{rel}' leads (through a symlink) to {target}, "
+                              "outside the agent folder")
+    return path
+
+
+def _check_links(folder: Path) -> None:
+    """Refuse a symlink anywhere in the agent folder that leads out of it (export never writes one)."""
+    root = resolved(folder)
+    for path in walk(folder):
+        if path.is_symlink() and not resolved(path).is_relative_to(root):
+            raise TomdistillError(f"{path}: a symlink to {resolved(path)}, outside the agent folder; "
+                                  "an agent folder must hold its own files")
+
+
+def _check_file(folder: Path, path: Path, field: str, entry: FileEntry) -> None:
+    if entry.sha256 is None:
+        raise TomdistillError(f"{folder / AGENT_FILE}: field '{field}.sha256': missing, so the weights cannot be "
+                              "checked; re-export the agent with this tomdistill")
+    if not path.is_file():
+        raise TomdistillError(f"{path}: weight file is missing (agent.json field '{field}')")
+    if path.stat().st_size != entry.size:
+        raise TomdistillError(f"{path}: weight file changed since export: {path.stat().st_size} bytes, "
+                              f"agent.json field '{field}.size' says {entry.size}")
+    if file_sha256(path) != entry.sha256:
+        raise TomdistillError(f"{path}: weight file changed since export: its sha256 differs from "
+                              f"agent.json field '{field}.sha256'")
+
+
+def verify_folder(folder: Path, manifest: AgentManifest) -> Path:
+    """Check an agent folder against its agent.json before anything loads from it; returns the weights folder.
+
+    Paths must stay inside the folder, and every weight file in the weights folder must be listed
+    with a matching size and sha256 (hashed in chunks, so memory stays flat for large models).
+    """
+    # Paths agent.json names first, so that an error names the field; then any other link in the folder.
+    weights = inside(folder, manifest.weights, "weights")
+    for field in ("chat_template", "behaviour"):
+        if (rel := getattr(manifest, field)) is not None:
+            inside(folder, rel, field)
+    files = {f"files.{name}": (inside(folder, name, f"files.{name}"), entry) for name, entry in manifest.files.items()}
+    _check_links(folder)
+    if not weights.is_dir():
+        raise TomdistillError(f"{folder}: agent.json names the folder '{manifest.weights}', which is missing")
+    listed = {resolved(path) for path, _ in files.values()}
+    for path in weight_files(weights):
+        if resolved(path) not in listed:
+            raise TomdistillError(f"{path}: a weight file that agent.json does not list (field 'files'); "
+                                  "re-export the agent")
+    for field, (path, entry) in files.items():
+        _check_file(folder, path, field, entry)
+    return weights
 
 
 def weight_files(folder: Path) -> list[Path]:
