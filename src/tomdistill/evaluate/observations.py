@@ -8,20 +8,18 @@ library (for their actions and answer range); contexts may be any name.
 
 from __future__ import annotations
 
-import csv
-import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from ..errors import TomdistillError
 from ..runs import current_samples, run_scenarios, sample_rate
 from ..scenarios import Library
-from ..scenarios.parse import game_answer_spec, parse_reply
+from ..scenarios.parse import Decision, game_answer_spec, parse_reply
 from ..scenarios.spec import MatrixGame
 from ..store import Run, Store
+from .records import RecordsError, read_records
 from .schema import ROLES, Role
 from .stats import Observations
 
@@ -41,11 +39,6 @@ class CellKey:
 
 #: role -> cell -> observations
 RoleData = dict[Role, dict[CellKey, Observations]]
-
-
-class RecordsError(TomdistillError):
-    def __init__(self, path: Path, line: int | None, message: str) -> None:
-        super().__init__(f"{path}{f': line {line}' if line else ''}: {message}")
 
 
 def _scale(game) -> float:
@@ -73,32 +66,26 @@ def observations_from_run(store: Store, run: Run, library: Library) -> dict[Cell
     return out
 
 
-def _rows(path: Path) -> list[tuple[int, dict[str, Any]]]:
-    if not path.is_file():
-        raise RecordsError(path, None, "file not found")
-    text = path.read_text(encoding="utf-8-sig")
-    if not text.strip():
-        raise RecordsError(path, None, "the records file is empty")
-    if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-        rows = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordsError(path, number, f"not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise RecordsError(path, number, "each line must be a JSON object")
-            rows.append((number, row))
-        return rows
-    if path.suffix.lower() != ".csv":
-        raise RecordsError(path, None, "records must be a .csv or .jsonl file")
-    reader = csv.DictReader(text.splitlines())
-    missing = {"role", "split", "context", "game"} - set(reader.fieldnames or [])
-    if missing:
-        raise RecordsError(path, 1, f"missing columns: {', '.join(sorted(missing))}")
-    return [(number, row) for number, row in enumerate(reader, start=2)]
+def _decision(path: Path, line: int, row: dict[str, str | None], game_id: str, game) -> Decision:
+    """A row's decision: its `answer` (which must be valid) or else its parsed raw `text`."""
+    answer, text = row.get("answer"), row.get("text")
+    if answer not in (None, ""):
+        if _non_finite(answer):
+            raise RecordsError(path, line, f"field 'answer' is {answer!r}, not a finite number")
+        decision = parse_reply(answer, game_answer_spec(game))
+        if not decision.valid:
+            raise RecordsError(path, line, f"answer {answer!r} is not a valid answer in {game_id}: {decision.invalid_reason}")
+        return decision
+    if text is None:
+        raise RecordsError(path, line, "needs an 'answer' or a 'text' column")
+    return parse_reply(text, game_answer_spec(game))
+
+
+def _non_finite(value: str) -> bool:
+    try:
+        return not math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def observations_from_records(path: Path, library: Library) -> RoleData:
@@ -107,35 +94,27 @@ def observations_from_records(path: Path, library: Library) -> RoleData:
     collected: dict[Role, dict[CellKey, list[float]]] = {r: {} for r in ROLES}
     invalid: dict[Role, dict[CellKey, int]] = {r: {} for r in ROLES}
     split_of: dict[tuple[str, str], str] = {}
-    for number, row in _rows(path):
-        role = str(row.get("role", "")).strip()
+    for number, row in read_records(path):
+        role = (row.get("role") or "").strip()
         if role not in ROLES:
             raise RecordsError(path, number, f"unknown role {role!r}; expected teacher, base or student")
         for column in ("split", "context", "game"):
-            if not str(row.get(column) or "").strip():
+            if not (row.get(column) or "").strip():
                 raise RecordsError(path, number, f"'{column}' is empty")
-        split, context, game_id = (str(row[c]).strip() for c in ("split", "context", "game"))
+        split, context, game_id = ((row[c] or "").strip() for c in ("split", "context", "game"))
         game = games.get(game_id)
         if game is None:
             raise RecordsError(path, number, f"unknown game {game_id!r}; known: {', '.join(games)}")
         if split_of.setdefault((context, game_id), split) != split:
             raise RecordsError(path, number, f"cell {context}/{game_id} appears in splits {split_of[(context, game_id)]} and {split}")
-        answer, text = row.get("answer"), row.get("text")
-        if answer not in (None, ""):
-            decision = parse_reply(str(answer), game_answer_spec(game))
-            if not decision.valid:
-                raise RecordsError(path, number, f"answer {answer!r} is not a valid answer in {game_id}: {decision.invalid_reason}")
-        elif text is not None:
-            decision = parse_reply(str(text), game_answer_spec(game))
-        else:
-            raise RecordsError(path, number, "needs an 'answer' or a 'text' column")
+        decision = _decision(path, number, row, game_id, game)
         key = CellKey(split, context, game_id)
+        values = collected[role].setdefault(key, [])
         if not decision.valid:
             invalid[role][key] = invalid[role].get(key, 0) + 1
-            collected[role].setdefault(key, [])
             continue
-        value = float(decision.action) if not isinstance(game, MatrixGame) else float(decision.action == game.cooperative_action)
-        collected[role].setdefault(key, []).append(value)
+        values.append(float(decision.action) if not isinstance(game, MatrixGame) else float(decision.action == game.cooperative_action))
+    _check_comparable(path, collected)
     data: RoleData = {}
     for role in ROLES:
         data[role] = {}
@@ -146,3 +125,13 @@ def observations_from_records(path: Path, library: Library) -> RoleData:
                 invalid=invalid[role].get(key, 0),
             )
     return data
+
+
+def _check_comparable(path: Path, collected: dict[Role, dict[CellKey, list[float]]]) -> None:
+    """Refuse a file that cannot give a single cell, rather than report nothing as if it were a result."""
+    for role in ROLES:
+        if not collected[role]:
+            raise RecordsError(path, None, f"column 'role': no {role} rows; a records file needs teacher, base and student rows")
+    shared = [k for k in collected["teacher"] if all(collected[r].get(k) for r in ROLES)]
+    if not shared:
+        raise RecordsError(path, None, "no cell (split, context, game) has valid answers from all of teacher, base and student")

@@ -27,7 +27,8 @@ from .render import num
 if TYPE_CHECKING:
     from .library import Scenario
 
-PARSER_VERSION = "1"
+#: 2: a minus glued to an amount ("-5", "$-3") is a negative amount, hence out of range, not 5.
+PARSER_VERSION = "2"
 T = TypeVar("T")
 
 
@@ -89,7 +90,15 @@ _NUMBER_WORDS = {
     "zero": 0, "nothing": 0, "none": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5,
     "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10,
 }
-_AMOUNT = r"(\d+(?:\.\d+)?|" + "|".join(_NUMBER_WORDS) + r")"
+_NUMBER = r"\d+(?:\.\d+)?"
+#: A minus glued to a number is its sign ("-5", "$-3", "-$3", "−2"); a dash after a word or a
+#: number ("Answer-7", "5-7") is a hyphen, and one between spaces ("Answer - 7") a separator.
+_SIGN = r"(?:(?<![\w.])[-−])?"
+#: An amount as written, dollar sign and sign included (read by `_amount`).
+_SIGNED = rf"{_SIGN}(?:\$\s*{_SIGN})?{_NUMBER}"
+_AMOUNT = rf"({_SIGNED}|" + "|".join(_NUMBER_WORDS) + r")"
+#: What may stand between a label and its amount; a dash glued to the number is its sign instead.
+_AMOUNT_SEPARATOR = r"(?:[:=–]|-(?![\d$]))"
 
 
 def _clean(text: str) -> str:
@@ -200,16 +209,22 @@ def _parse_choice(text: str, actions: Sequence[str]) -> Decision:
 
 
 def _amount(token: str) -> float:
+    """The value of an `_AMOUNT` match: "five" -> 5, "$-3" -> -3, "−2" -> -2."""
     token = token.lower()
-    return float(_NUMBER_WORDS[token]) if token in _NUMBER_WORDS else float(token)
+    if token in _NUMBER_WORDS:
+        return float(_NUMBER_WORDS[token])
+    digits = re.sub(r"[$\s]", "", token)
+    negative = digits[0] in "-−"
+    value = float(digits.lstrip("-−"))
+    return -value if negative and value else value
 
 
 def _explicit_amounts(text: str) -> set[float]:
-    money = rf"(?:\$\s*)?{_AMOUNT}(?:\s*(?:dollars?|usd|\$))?"
+    money = rf"{_AMOUNT}(?:\s*(?:dollars?|usd|\$))?"
     patterns = [
         rf"{_SUBJECT}\s+{_GIVE_VERB}\s+(?:(?:all|only|just|about|exactly|around)\s+)?(?:of\s+)?{money}",
         rf"\bi(?:'m|\s+am)\s+(?:donating|giving|contributing|putting\s+in|putting|investing)\s+(?:(?:all|only|just)\s+)?{money}",
-        rf"(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|decision|donation|contribution|amount|choice)\s*(?:is|would\s+be|will\s+be|:|=|-|–)\s*{money}",
+        rf"(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|decision|donation|contribution|amount|choice)\s*(?:is|would\s+be|will\s+be|{_AMOUNT_SEPARATOR})\s*{money}",
     ]
     return _explicit(patterns, text, _amount)
 
@@ -227,7 +242,7 @@ def _parse_number(text: str, low: float, high: float) -> Decision:
 
     # 1. The first line is the amount alone: "7", "$7", "7 dollars", "Answer: 7".
     bare = re.fullmatch(
-        rf"(?:{_LABEL}\s*[:=\-–]?\s*)?<?\$?\s*{_AMOUNT}\s*(?:dollars?|usd|\$)?>?\.?", first.strip(), re.IGNORECASE
+        rf"(?:{_LABEL}\s*{_AMOUNT_SEPARATOR}?\s*)?<?{_AMOUNT}\s*(?:dollars?|usd|\$)?>?\.?", first.strip(), re.IGNORECASE
     )
     if bare:
         return checked(_amount(bare.group(1)), motivation or rest.strip() or None)
@@ -247,8 +262,9 @@ def _parse_number(text: str, low: float, high: float) -> Decision:
             return _invalid(f"the reply states more than one amount ({values})", motivation)
 
     # 3. Money amounts, then any numbers: only a single distinct value counts.
-    for pattern in (r"\$\s*(\d+(?:\.\d+)?)|(\d+(?:\.\d+)?)\s*(?:dollars?|usd)\b", r"(?<![\w.])(\d+(?:\.\d+)?)(?!\w|\.\d)"):
-        values = {float(next(g for g in m.groups() if g)) for m in re.finditer(pattern, body, re.IGNORECASE)}
+    money = rf"({_SIGN}\$\s*{_SIGN}{_NUMBER})|({_SIGN}{_NUMBER})\s*(?:dollars?|usd)\b"
+    for pattern in (money, rf"(?<![\w.])({_SIGN}{_NUMBER})(?!\w|\.\d)"):
+        values = {_amount(next(g for g in m.groups() if g)) for m in re.finditer(pattern, body, re.IGNORECASE)}
         if len(values) == 1:
             return checked(values.pop(), motivation)
         if values:
