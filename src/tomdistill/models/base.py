@@ -27,10 +27,25 @@ class UnsupportedError(TomdistillError):
     """The backend cannot do what was asked (e.g. score mode on a server without logprobs)."""
 
 
+class BadScoreError(BackendError):
+    """A backend produced log-probs or probabilities that are no probabilities (NaN, inf, > 1, not numbers)."""
+
+
+#: Seeds are stored as SQLite INTEGERs, which are signed 64-bit.
+SEED_MIN, SEED_MAX = -(2**63), 2**63 - 1
+
+
+def check_seed(seed: int, what: str = "seed") -> int:
+    """`seed` if it fits a signed 64-bit integer; otherwise a one-line TomdistillError naming `what`."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not SEED_MIN <= seed <= SEED_MAX:
+        raise TomdistillError(f"{what}: {seed!r} is not a whole number from -2**63 to 2**63 - 1")
+    return seed
+
+
 class SamplingSettings(BaseModel):
     """How replies are sampled; stored with every run."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     temperature: float = Field(0.8, ge=0, description="0 means greedy decoding.")
     top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling threshold.")
     max_new_tokens: int | None = Field(
@@ -124,14 +139,45 @@ def first_token_mass(top: Iterable[tuple[str, float]], candidates: Sequence[str]
     for text, logprob in top:
         token = text.strip()
         if token in mass:
-            mass[token] += math.exp(logprob)
+            mass[token] += math.exp(checked_logprob(logprob))
     return mass
 
 
+#: Rounding slack: float32 sums of probabilities may pass 1 (or a log-prob 0) by a hair.
+PROB_SLACK = 1e-3
+
+
+def checked_logprob(value: object) -> float:
+    """`value` as a log-probability (a number <= 0; -inf is probability 0), or BadScoreError.
+
+    Servers send whatever they like: a string, null, NaN or 1e308 must never reach exp() or the store.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = max(value, -10_000)  # JSON integers have no size limit; exp() of this is 0.0 already
+    if not isinstance(value, int | float) or isinstance(value, bool) or not value <= PROB_SLACK:  # NaN fails <=
+        raise BadScoreError(f"log-prob {_short(value)} is not a number <= 0")
+    return min(float(value), 0.0)
+
+
 def renormalise(raw: Mapping[str, float]) -> tuple[dict[str, float], float]:
-    """(probabilities over the candidates, the raw mass they had); all 0.0 when that mass is 0."""
-    mass = sum(raw.values())
-    return {c: (p / mass if mass > 0 else 0.0) for c, p in raw.items()}, mass
+    """(probabilities over the candidates, the raw mass they had); all 0.0 when that mass is 0.
+
+    Every backend's score mode ends here, so this is the one place that refuses a NaN, a negative
+    or a total above 1: no such number is ever stored as a probability.
+    """
+    bad = [c for c, p in raw.items() if not -PROB_SLACK <= p <= 1 + PROB_SLACK]  # False for NaN
+    kept = {c: max(float(p), 0.0) for c, p in raw.items()}
+    mass = sum(kept.values())
+    if bad or not mass <= 1 + PROB_SLACK:
+        shown = f"{bad[0]}: {_short(raw[bad[0]])}" if bad else f"{mass:.4g} in total"
+        raise BadScoreError(f"the model's probabilities are not probabilities ({shown})")
+    return {c: (p / mass if mass > 0 else 0.0) for c, p in kept.items()}, min(mass, 1.0)
+
+
+def _short(value: object) -> str:
+    """A value from a reply, quoted short enough for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass

@@ -7,8 +7,13 @@ Requests run concurrently on one asyncio loop in a background thread (one per mo
 first use, stopped by `close()`), so the pooled connections survive from one window of requests
 to the next, while `generate`/`score` stay plain iterators that yield each result as soon as it
 arrives. Transient failures (429, 5xx, timeouts, dropped connections, garbled or empty replies)
-are retried with exponential backoff; other client errors fail at once. The API key never
-leaves the Authorization header: it is kept out of info(), reprs, logs and error messages.
+are retried with exponential backoff; other client errors fail at once. A reply is garbled when
+it is not shaped like a chat completion (content a number, choices of strings, no message, token
+counts or log-probs that are not numbers): every field read from a reply is checked here, so such
+a reply costs a retry and, if it persists, stops the run with one line, never a traceback or a
+wrong number in the store. The API key never leaves the Authorization header: it is kept out of
+info(), reprs, logs and error messages. The model name each reply says answered is counted in
+`served_models`, which the elicitation records with the run.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ from typing import Any, TypeVar
 
 import httpx
 
+from ..errors import TomdistillError
 from .base import (
     BackendError,
+    BadScoreError,
     GenRequest,
     GenResult,
     Model,
@@ -49,6 +56,14 @@ DEFAULT_BASE_URL = "https://api.openai.com/v1"
 BACKOFF_BASE_S, BACKOFF_FACTOR, BACKOFF_CAP_S, RETRY_AFTER_CAP_S = 0.5, 2.0, 30.0, 60.0
 #: 408 and 429 are "try again later"; 5xx are server-side trouble that often passes.
 _RETRY_STATUS = frozenset({408, 429})
+#: Far above any context window: a bigger "token count" is garbage (and would overflow SQLite).
+MAX_TOKEN_COUNT = 10**9
+#: A served model name longer than this is not a name; it is left unrecorded.
+MAX_MODEL_NAME = 200
+
+
+class _Garbled(Exception):
+    """A reply that is not shaped like a chat completion; its message is the retry reason."""
 
 
 def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
@@ -69,13 +84,101 @@ def _retry_after(resp: httpx.Response) -> float | None:
     return min(max(value, 0.0), RETRY_AFTER_CAP_S) if math.isfinite(value) else None
 
 
+def checked_base_url(given: str | None) -> str:
+    """The server URL from --base-url, else OPENAI_BASE_URL, else OpenAI's; refused at once when it
+    is no http(s) URL, so a typo is never retried as a network fault."""
+    source = "--base-url" if given else "OPENAI_BASE_URL"
+    url = given or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+    example = "; write it like http://localhost:8000/v1"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise TomdistillError(f"{source} {_quote(url)}: a URL has no spaces or control characters{example}")
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise TomdistillError(f"{source} {_quote(url)}: not a valid URL ({exc}){example}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise TomdistillError(f"{source} {_quote(url)}: needs http:// or https:// and a host{example}")
+    if (port is not None and not 0 < port < 65536) or parsed.query or parsed.fragment:
+        raise TomdistillError(f"{source} {_quote(url)}: needs a valid port and no ?query or #fragment{example}")
+    return url.rstrip("/")
+
+
+def _quote(text: str) -> str:
+    """User text quoted for a one-line message (repr escapes newlines), cut if very long."""
+    shown = repr(text)
+    return shown if len(shown) <= 120 else shown[:117] + "..."
+
+
+def _reply_json(resp: httpx.Response) -> Any:
+    try:
+        return resp.json()
+    except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
+        raise _Garbled("malformed JSON reply") from None
+
+
+def _first_choice(data: Any) -> dict[str, Any]:
+    choices = data.get("choices") if isinstance(data, dict) else None
+    if not choices:
+        raise _Garbled("malformed JSON reply" if data is None else "reply without choices")
+    if not isinstance(choices, list) or not isinstance(choices[0], dict):
+        raise _Garbled("garbled reply: choices are not objects")
+    return choices[0]
+
+
+def _reply_text(choice: dict[str, Any]) -> str:
+    """The reply text; content may be a string, null (an empty reply) or a list of parts."""
+    message = choice.get("message")
+    if not isinstance(message, dict):
+        raise _Garbled("garbled reply: no message")
+    content = message.get("content")
+    if content is None or isinstance(content, str):
+        # null/empty content is a real (bad) reply: stored and marked invalid, never dropped.
+        return content or ""
+    if isinstance(content, list) and all(isinstance(part, dict) for part in content):
+        # [{"type": "text", "text": "..."}, ...]: the text parts, in order; other parts carry no text.
+        texts = [part.get("text") for part in content if part.get("type") == "text"]
+        if all(isinstance(text, str) for text in texts):
+            return "".join(texts)
+    raise _Garbled("garbled reply: content is not text")
+
+
+def _usage(data: dict[str, Any]) -> tuple[int | None, int | None]:
+    """(prompt tokens, completion tokens); absent counts are None, wrong ones make the reply garbled."""
+    usage = data.get("usage")
+    if usage is None:
+        return None, None
+    if not isinstance(usage, dict):
+        raise _Garbled("garbled reply: usage is not an object")
+    counts = []
+    for key in ("prompt_tokens", "completion_tokens"):
+        value = usage.get(key)
+        if value is not None and not (type(value) is int and 0 <= value <= MAX_TOKEN_COUNT):  # bool is no count
+            raise _Garbled(f"garbled reply: usage.{key} is not a token count")
+        counts.append(value)
+    return counts[0], counts[1]
+
+
+def _top_logprobs(choice: dict[str, Any], base_url: str) -> list[tuple[str, Any]]:
+    """(token, logprob) pairs of the first reply token; the logprobs are checked by first_token_mass."""
+    try:
+        top = choice["logprobs"]["content"][0]["top_logprobs"]
+    except (KeyError, IndexError, TypeError):
+        top = None
+    if not top:
+        raise UnsupportedError(f"{base_url} does not return top_logprobs; use --mode sample")
+    if not isinstance(top, list) or not all(isinstance(e, dict) and isinstance(e.get("token"), str) for e in top):
+        raise _Garbled("garbled reply: top_logprobs are not {token, logprob} objects")
+    return [(entry["token"], entry.get("logprob")) for entry in top]
+
+
 class OpenAIModel(Model):
     """Chat model served over the OpenAI chat-completions API."""
 
     def __init__(self, model_id: str, options: ModelOptions) -> None:
         self.model_id = model_id
         self.spec = f"openai:{model_id}"
-        self.base_url = (options.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.base_url = checked_base_url(options.base_url)
         self.batch_size = max(1, options.concurrency)
         self.concurrency = self.batch_size
         self.timeout_s = options.timeout_s
@@ -83,6 +186,8 @@ class OpenAIModel(Model):
         #: Retries over the model's life, in total and by reason, for the engine's report.
         self.retries = 0
         self.retry_reasons: Counter[str] = Counter()
+        #: Replies by the model name the server says answered (its `model` field).
+        self.served_models: Counter[str] = Counter()
         # Kept private and only ever put in a header; `_redact` scrubs it from server texts.
         self._api_key = os.environ.get("OPENAI_API_KEY") or None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,12 +209,12 @@ class OpenAIModel(Model):
             body = {"model": self.model_id, "messages": list(req.messages), "temperature": settings.temperature,
                     "top_p": settings.top_p, "max_tokens": settings.max_new_tokens, "seed": req.seed, "n": 1}
             start = time.perf_counter()
-            data = await self._post(body)
-            # null/empty content is a real (bad) reply: stored and marked invalid, never dropped.
-            text = ((data["choices"][0] or {}).get("message") or {}).get("content") or ""
-            usage = data.get("usage") or {}
-            return GenResult(req.key, text, time.perf_counter() - start,
-                             usage.get("prompt_tokens"), usage.get("completion_tokens"))
+
+            def read(data: Any) -> GenResult:
+                text = _reply_text(_first_choice(data))
+                return GenResult(req.key, text, time.perf_counter() - start, *_usage(data))
+
+            return await self._post(body, read)
 
         return self._stream([lambda r=r: one(r) for r in requests])
 
@@ -125,17 +230,16 @@ class OpenAIModel(Model):
             body = {"model": self.model_id, "messages": list(req.messages), "max_tokens": 1,
                     "temperature": 0, "logprobs": True, "top_logprobs": 20}
             start = time.perf_counter()
-            data = await self._post(body)
-            try:
-                top = data["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
-            except (KeyError, IndexError, TypeError):
-                top = None
-            if not top:
-                raise UnsupportedError(f"{self.base_url} does not return top_logprobs; use --mode sample")
-            pairs = ((str(entry.get("token", "")), float(entry["logprob"])) for entry in top)
-            probs, valid = renormalise(first_token_mass(pairs, req.candidates))
-            usage = data.get("usage") or {}
-            return ScoreResult(req.key, probs, valid, time.perf_counter() - start, usage.get("prompt_tokens"))
+
+            def read(data: Any) -> ScoreResult:
+                pairs = _top_logprobs(_first_choice(data), self.base_url)
+                try:
+                    probs, valid = renormalise(first_token_mass(pairs, req.candidates))
+                except BadScoreError:
+                    raise _Garbled("garbled reply: log-probs are not numbers <= 0") from None
+                return ScoreResult(req.key, probs, valid, time.perf_counter() - start, _usage(data)[0])
+
+            return await self._post(body, read)
 
         return self._stream([lambda r=r: one(r) for r in requests])
 
@@ -214,8 +318,9 @@ class OpenAIModel(Model):
             loop.call_soon_threadsafe(task.cancel)
             finished.wait(timeout=10)
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        """POST one completion with retries; the parsed reply has a non-empty `choices` list."""
+    async def _post(self, body: dict[str, Any], read: Callable[[Any], T]) -> T:
+        """POST one completion with retries; `read` turns the parsed reply into the result, or
+        raises _Garbled, which is retried like a 5xx."""
         assert self._client is not None and self._sem is not None
         url = f"{self.base_url}/chat/completions"
         reason = ""
@@ -227,7 +332,7 @@ class OpenAIModel(Model):
                         resp = await self._client.post(url, json=body)
                 except (TimeoutError, httpx.TimeoutException):
                     reason = "timeout"
-                except httpx.TransportError as exc:
+                except httpx.RequestError as exc:  # transport faults, and bodies that fail to decode (bad gzip)
                     reason = f"connection error ({type(exc).__name__})"
                 else:
                     status = resp.status_code
@@ -237,12 +342,13 @@ class OpenAIModel(Model):
                         raise BackendError(self._client_error(resp))
                     else:
                         try:
-                            data = resp.json()
-                        except ValueError:
-                            data = None
-                        if isinstance(data, dict) and data.get("choices"):
-                            return data
-                        reason = "malformed JSON reply" if data is None else "reply without choices"
+                            data = _reply_json(resp)
+                            result = read(data)
+                        except _Garbled as exc:
+                            reason = str(exc)
+                        else:
+                            self._count_served(data)
+                            return result
             if attempt == self.max_retries:
                 break
             self.retries += 1
@@ -254,6 +360,12 @@ class OpenAIModel(Model):
         raise BackendError(
             f"{self.base_url}: no usable reply after {self.max_retries + 1} tries; last error: {reason}"
         )
+
+    def _count_served(self, data: dict[str, Any]) -> None:
+        # Informational only: a name that is no short printable string is left out, not retried.
+        name = data.get("model")
+        if isinstance(name, str) and 0 < len(name) <= MAX_MODEL_NAME and name.isprintable():
+            self.served_models[name] += 1
 
     def _client_error(self, resp: httpx.Response) -> str:
         """A one-line message for a non-retryable HTTP error, with the server's own explanation."""
