@@ -29,6 +29,9 @@ class ReparseSummary:
     valid_before: int
     valid_after: int
     parser_version: str = PARSER_VERSION
+    #: Samples answering an older wording of a scenario (another prompt hash): not re-parsed.
+    stale: int = 0
+    stale_scenarios: int = 0
 
 
 def decision_fields(decision, numeric: bool) -> dict[str, Any]:
@@ -43,10 +46,15 @@ def decision_fields(decision, numeric: bool) -> dict[str, Any]:
     }
 
 
+def current_hash(run: Run, scenario: Scenario) -> str:
+    """The prompt hash of `scenario`'s current wording in `run`'s protocol."""
+    return prompt_hash(render(scenario, run.protocol))  # type: ignore[arg-type]
+
+
 def current_samples(store: Store, run: Run, scenario: Scenario) -> list[Sample]:
     """A run's samples of `scenario` asked with its current wording; answers to an edited older
     prompt (another prompt hash) are left out, so they never mix with the new ones."""
-    digest = prompt_hash(render(scenario, run.protocol))  # type: ignore[arg-type]
+    digest = current_hash(run, scenario)
     return [s for s in store.samples(run.id, scenario.id) if s.prompt_hash == digest]
 
 
@@ -75,12 +83,19 @@ def run_scenarios(store: Store, run: Run, library: Library) -> list[Scenario]:
 
 
 def reparse_run(store: Store, run: Run, library: Library) -> ReparseSummary:
-    """Parse every stored reply of `run` again with the current parser and store the result."""
+    """Parse every stored reply of `run` again with the current parser and store the result.
+
+    Only replies to the current wording of a scenario are parsed: a reply to an edited older prompt
+    would be read with the new game's rules (other actions, other bounds), so it is left as it is
+    and counted in `stale`."""
     if run.mode == "score":
         raise TomdistillError(f"run '{run.name}' is a score-mode run: it holds probabilities, no text to parse")
     updates, changed, before, after = [], 0, 0, 0
     scenarios = {s.id: s for s in run_scenarios(store, run, library)}
-    samples = store.samples(run.id)
+    wording = {s.id: current_hash(run, s) for s in scenarios.values()}
+    samples, stale = [], []
+    for sample in store.samples(run.id):
+        (samples if sample.prompt_hash == wording[sample.scenario] else stale).append(sample)
     for sample in samples:
         scenario = scenarios[sample.scenario]
         fields = decision_fields(parse_decision(sample.raw_text, scenario), scenario.numeric)
@@ -91,7 +106,8 @@ def reparse_run(store: Store, run: Run, library: Library) -> ReparseSummary:
             changed += 1
             updates.append((run.id, sample.scenario, sample.prompt_hash, sample.sample_index, fields))
     store.update_parses(updates)
-    return ReparseSummary(run.name, len(samples), changed, before, after)
+    return ReparseSummary(run.name, len(samples), changed, before, after,
+                          stale=len(stale), stale_scenarios=len({s.scenario for s in stale}))
 
 
 def run_rows(store: Store, run: Run) -> list[dict[str, Any]]:
