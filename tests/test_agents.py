@@ -338,7 +338,7 @@ def test_play_report_files(tmp_path, store, library) -> None:
     result = play(store, players, library.scenario("diplomacy/stag_hunt"), run="r", rounds=3, pairs=2, seed=1)
     paths = write_play_report(summarize(result, str(store.path)), tmp_path / "rep")
     assert {p.name for p in (tmp_path / "rep").iterdir()} == {
-        "play.json", "report.md", "report.html", "payoff_matrix.png", "cooperation_by_round.png"}
+        "play.json", "report.md", "report.html", "payoff_matrix.png", "cooperation_by_round.png", ".tomdistill"}
     data = json.loads(paths["json"].read_text())
     assert data["moves"] == 3 * 6 * 2 and set(data["matrix"]) == {"tft", "rnd"}
     md = paths["markdown"].read_text()

@@ -14,12 +14,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import numpy as np
 from scipy import stats
 
-from ..evaluate.report import format_value, pyplot, write_pages
+from ..evaluate.pages import format_value, markdown_env, trusted, write_pages
+from ..evaluate.plots import pyplot
 from ..evaluate.stats import Observations
+from ..outdirs import check_dir, claim_dir
 from ..scenarios.render import num
 from ..store import Move
 from .play import PlayResult
@@ -160,9 +161,9 @@ def cooperation_plot(summary: dict[str, Any], path: Path) -> Path:
 
 _TEMPLATE = """# tomdistill population: {{ s.run }}
 
-Scenario `{{ s.scenario }}` ({{ s.game }}, {{ s.context }}); {{ s.rounds }} round{{ 's' if s.rounds != 1 }} per match,
+Scenario {{ s.scenario }} ({{ s.game }}, {{ s.context }}); {{ s.rounds }} round{{ 's' if s.rounds != 1 }} per match,
 {{ s.pairs }} match{{ 'es' if s.pairs != 1 }} per pair of agent types (self-play included), {{ s.matches }} matches,
-{{ s.moves }} moves; seed {{ s.seed }}.{% if s.store %} Every move is in `{{ s.store }}` (play run `{{ s.run }}`).{% endif %}
+{{ s.moves }} moves; seed {{ s.seed }}.{% if s.store %} Every move is in {{ s.store }} (play run {{ s.run }}).{% endif %}
 
 
 {% if s.rounds > 1 %}
@@ -186,7 +187,7 @@ Points per round (you, coplayer):
 | agent | kind | source | decides by |
 |---|---|---|---|
 {% for a in s.agents -%}
-| {{ a.label }} | {{ a.kind }} | `{{ a.source }}` | {{ (a.mode ~ ' mode, ' ~ a.protocol ~ ' protocol, temperature ' ~ a.sampling.temperature) if a.kind == 'agent' else 'fixed rule' }} |
+| {{ a.label }} | {{ a.kind }} | {{ a.source }} | {{ (a.mode ~ ' mode, ' ~ a.protocol ~ ' protocol, temperature ' ~ a.sampling.temperature) if a.kind == 'agent' else 'fixed rule' }} |
 {% endfor %}
 
 ## Payoff per agent type
@@ -238,13 +239,29 @@ def _ci(ci: list[float] | None, digits: int) -> str:
 
 
 def render_markdown(summary: dict[str, Any], images: dict[str, str]) -> str:
-    env = jinja2.Environment(undefined=jinja2.ChainableUndefined, trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(_TEMPLATE).render(s=summary, images=images, fmt=format_value, ci=_ci, num=num)
+    # Labels, run names and sources are user text: markdown_env escapes every insertion but numbers.
+    return markdown_env().from_string(_TEMPLATE).render(s=summary, images=images, fmt=trusted(format_value),
+                                                        ci=trusted(_ci), num=trusted(num))
+
+
+PLAY_KIND = "play"  # the kind in the .tomdistill marker of a play report folder
+
+
+def _is_play_folder(folder: Path) -> bool:
+    """A play report written before markers existed: it holds tomdistill's play.json."""
+    return (folder / PLAY_JSON).is_file()
+
+
+def check_play_out(out: Path) -> None:
+    """Refuse, before any model loads, a --out that is not new, empty or an earlier play report."""
+    check_dir(out, PLAY_KIND, legacy=_is_play_folder)
 
 
 def write_play_report(summary: dict[str, Any], out: Path) -> dict[str, Path]:
-    """play.json, report.md, report.html and the PNGs in `out`; returns their paths."""
-    out.mkdir(parents=True, exist_ok=True)
+    """play.json, report.md, report.html and the PNGs in `out`; returns their paths.
+
+    `out` must be new, empty, or an earlier play report (see check_play_out)."""
+    claim_dir(out, PLAY_KIND, legacy=_is_play_folder)
     (out / PLAY_JSON).write_text(json.dumps(summary, indent=2))
     pngs = {"payoff_matrix": payoff_matrix_plot(summary, out / "payoff_matrix.png"),
             "cooperation": cooperation_plot(summary, out / "cooperation_by_round.png")}

@@ -172,6 +172,14 @@ def jsd(a: Observations, b: Observations, support: Sequence[str]) -> float | Non
 
 def correlation(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     """Pearson correlation of two rate profiles across cells (None with < 3 cells or no spread)."""
-    if len(xs) < 3 or np.std(xs) == 0 or np.std(ys) == 0:
+    # A profile that is constant up to float rounding (np.std ~1e-17 for equal score-mode rates)
+    # has no spread: its r would be rounding noise printed as 1.0 or 0.0, so it is None.
+    if len(xs) < 3 or _flat(xs) or _flat(ys):
         return None
     return float(stats.pearsonr(xs, ys).statistic)
+
+
+def _flat(values: Sequence[float]) -> bool:
+    """True when the values differ by no more than float rounding of their size."""
+    arr = np.asarray(values, dtype=float)
+    return float(np.ptp(arr)) <= 1e-9 * max(1.0, float(np.max(np.abs(arr))))
