@@ -10,7 +10,6 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from fakeagent import fake_adapter
 
 import tomdistill
 from tomdistill import Agent, PastRound, make_scenario, prompt_hash, render
@@ -24,6 +23,8 @@ from tomdistill.errors import TomdistillError
 from tomdistill.models.registry import ModelOptions, load_model
 from tomdistill.scenarios.custom import ScenarioError
 from tomdistill.store import MIGRATIONS, SCHEMA_VERSION, Store
+
+from fakeagent import fake_adapter
 
 ROOT = Path(__file__).parent.parent
 PD = {"C": {"C": (3, 3), "D": (0, 5)}, "D": {"C": (5, 0), "D": (1, 1)}}

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from fakeagent import fake_adapter
 
 from tomdistill import Agent
 from tomdistill.agents.export import export_agent
@@ -18,6 +17,7 @@ from tomdistill.cli import main
 from tomdistill.errors import TomdistillError
 
 from badinput import run_bad
+from fakeagent import fake_adapter
 
 WEIGHTS = "adapter/adapter_model.safetensors"
 

@@ -1,5 +1,5 @@
 """`python -m tomdistill` runs the command line."""
 
-from .cli import entry_point
+from .launch import entry_point
 
 entry_point()

@@ -21,9 +21,10 @@ from . import __version__
 from .config import load_config
 from .elicit import MODES
 from .errors import TomdistillError
-from .models.base import BackendError, SamplingSettings
+from .models.base import SEED_MAX, SEED_MIN, BackendError, SamplingSettings
 from .progress import progress_bar
 from .scenarios import PROTOCOLS, Library, load_library, prompt_hash, render
+from .signals import stop_exit_code, stop_word
 
 app = typer.Typer(
     name="tomdistill",
@@ -161,14 +162,14 @@ def elicit(
     model: Annotated[str, typer.Option("--model", "-m", help="Model spec: default:teacher, default:student, hf:FOLDER_OR_ID, openai:MODEL.")],
     run: Annotated[str, typer.Option("--run", "-r", help="Run name; re-running the same command continues it.")],
     split: Annotated[list[str] | None, typer.Option("--split", "-s", help="Scenarios of this split (repeatable). Default: train.")] = None,
-    scenario: Annotated[list[str] | None, typer.Option("--scenario", help="One scenario id (repeatable); instead of --split.")] = None,
+    scenario: Annotated[list[str] | None, typer.Option("--scenario", help="One scenario id (repeatable); with --split, both are asked. Each scenario is asked once however often it is named.")] = None,
     protocol: ProtocolOption = ProtocolChoice("answer"),
     mode: Annotated[ModeChoice, typer.Option("--mode", help="'sample': N sampled replies per scenario; 'score': exact action probabilities from one forward pass (hf backends, or servers with top_logprobs).")] = ModeChoice("sample"),
     samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Replies per scenario in sample mode (the paper used 300).")] = 10,
     temperature: Annotated[float, typer.Option(min=0, help="Sampling temperature; 0 is greedy.")] = _DEFAULT_SAMPLING.temperature,
     top_p: Annotated[float, typer.Option("--top-p", min=0, max=1, help="Nucleus sampling threshold.")] = _DEFAULT_SAMPLING.top_p,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in tokens. Default: 24 for --protocol answer, 128 for motivated.")] = None,
-    seed: Annotated[int, typer.Option(help="Run seed; each sample's seed derives from it, the scenario and the index.")] = 0,
+    seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed; each sample's seed derives from it, the scenario and the index.")] = 0,
     adapter: Annotated[Path | None, typer.Option(help="PEFT LoRA adapter folder to put on an hf/default model.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (openai: models). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts per batch on hf backends (default 16 on CPU, 32 on GPU).")] = None,
@@ -184,11 +185,11 @@ def elicit(
     """Ask a model for decisions on scenarios and store every reply (resumable)."""
     from .elicit import elicit as run_elicit
     from .models.registry import ModelOptions, load_model, parse_spec
-    from .store import Store
+    from .store import Store, StoreFull
 
     parse_spec(model)  # a bad spec fails before anything is loaded or written
     lib = _library(library, config)
-    chosen = [lib.scenario(s) for s in scenario] if scenario else [x for sp in (split or ["train"]) for x in lib.scenarios(sp)]
+    chosen = lib.select(scenario or (), split or (() if scenario else ["train"]))
     settings = SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     options = ModelOptions(adapter=adapter, base_url=base_url, device=device, batch_size=batch_size,
                            concurrency=concurrency, timeout_s=timeout, max_retries=max_retries, dtype=dtype)
@@ -201,22 +202,33 @@ def elicit(
                     db, backend, chosen, run_name=run, protocol=protocol.value, mode=mode.value, samples=samples,
                     settings=settings, seed=seed, adapter=str(adapter) if adapter else None, progress=progress,
                 )
-        except KeyboardInterrupt:
-            _stopped(db, run, "interrupted")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            _stopped(db, run, stop_word(exc))
+            raise typer.Exit(stop_exit_code(exc)) from None
         except BackendError as exc:
             _stopped(db, run, str(exc))
             raise typer.Exit(1) from None
+        except StoreFull as exc:  # one line, exit 2: freeing space is the user's fix
+            raise TomdistillError(f"{exc}; {_stored(db, run)} samples of run '{run}' are stored in it; "
+                                  "free some space and re-run the same command to continue") from None
         finally:
             backend.close()
     _print_summary(summary)
 
 
+def _stored(db, run: str) -> int:
+    """Samples of run `run` in the store (0 when the run was not created yet)."""
+    return db.count(db.require_run(run).id) if db.get_run(run) else 0
+
+
 def _stopped(db, run: str, why: str) -> None:
-    stored = db.count(db.require_run(run).id) if db.get_run(run) else 0
-    Console(stderr=True, soft_wrap=True).print(
-        f"[yellow]stopped:[/] {why}\n{stored} samples of run '{run}' are stored in {db.path}; "
-        "re-run the same command to continue where it stopped.", highlight=False
+    stored = _stored(db, run)
+    from rich.markup import escape
+
+    Console(stderr=True, soft_wrap=True).print(  # one line; user text (run, path, server message) escaped
+        "[yellow]stopped:[/] " + escape(f"{' '.join(why.split())}; {stored} samples of run '{run}' are stored in "
+                                        f"{db.path}; re-run the same command to continue where it stopped."),
+        highlight=False,
     )
 
 
@@ -245,7 +257,7 @@ def runs_list(store: StoreOption = None) -> None:
     """List the runs in the store with their model, protocol, mode and sample count."""
     from .store import Store
 
-    with Store(store) as db:
+    with Store(store, readonly=True) as db:
         table = Table(title=f"runs in {db.path}", title_justify="left")
         for col in ("name", "model", "adapter", "protocol", "mode", "samples", "created"):
             table.add_column(col)
@@ -267,10 +279,12 @@ def runs_show(
     from .store import Store
 
     lib = _library(library, config)
-    with Store(store) as db:
+    with Store(store, readonly=True) as db:
         run = db.require_run(name)
         rows = summarize(db, run, run_scenarios(db, run, lib))
         console.print(f"model {run.model}  adapter {run.adapter or '-'}  settings {json.dumps(run.settings)}  seed {run.seed}")
+        if served := run.model_info.get("served_models"):  # names a server sent: shown as plain text
+            console.print(f"served by {', '.join(map(str, served))}", markup=False, highlight=False)
         _print_summary(ElicitSummary(run, sum(r.n for r in rows), 0, 0.0, rows))
 
 
@@ -278,14 +292,14 @@ def runs_show(
 def runs_export(
     name: Annotated[str, typer.Argument(help="Run name.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="FILE.jsonl, FILE.parquet, or a folder for a datasets.Dataset.")],
-    force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.jsonl / FILE.parquet (never a folder).")] = False,
     store: StoreOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.jsonl / FILE.parquet (never a folder).")] = False,
 ) -> None:
     """Export every sample of a run (raw text, parse, seed, timing) to JSONL, Parquet or a datasets folder."""
     from .runs import export_run
     from .store import Store
 
-    with Store(store) as db:
+    with Store(store, readonly=True) as db:
         path = export_run(db, db.require_run(name), out, force=force)
     console.print(f"wrote {path}")
 
@@ -308,6 +322,9 @@ def reparse(
         f"run {result.run}: {result.samples} samples re-parsed with parser v{result.parser_version}; "
         f"{result.changed} changed; valid {result.valid_before} -> {result.valid_after}"
     )
+    if result.stale:
+        console.print(f"{result.stale} samples answer an older wording of {result.stale_scenarios} scenarios; "
+                      "left as they are")
 
 
 @app.command()
@@ -326,7 +343,7 @@ def dataset(
     from .store import Store
 
     lib = _library(library, config)
-    with Store(store) as db:
+    with Store(store, readonly=True) as db:
         manifest = build_dataset(db, db.require_run(from_run), lib, out, splits=tuple(split or ["train"]),
                                  prompt_protocol=prompt_protocol.value, require_motivation=require_motivation)
     console.print(
@@ -353,7 +370,7 @@ def train(
     batch_size: Annotated[int | None, typer.Option(help="Examples per device per step.")] = None,
     grad_accum: Annotated[int | None, typer.Option(help="Gradient accumulation steps.")] = None,
     max_length: Annotated[int | None, typer.Option(help="Longest tokenised example.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Training seed.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, max=2**32 - 1, help="Training seed (0 to 2**32 - 1, as numpy takes it).")] = None,
     bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bfloat16 training (default: on for bf16-capable GPUs and on CPU).")] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
@@ -370,10 +387,10 @@ def train(
     recipe = resolve_train_config(load_config(config).train, overrides)
     try:
         result = run_train(student, data, out, recipe, resume=resume)
-    except KeyboardInterrupt:
-        Console(stderr=True, soft_wrap=True).print(f"[yellow]interrupted:[/] checkpoints are in {out}/checkpoints; "
+    except KeyboardInterrupt as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]{stop_word(exc)}:[/] checkpoints are in {out}/checkpoints; "
                                    "re-run with --resume to continue.")
-        raise typer.Exit(130) from None
+        raise typer.Exit(stop_exit_code(exc)) from None
     console.print(f"trained {result.steps} steps on {result.examples} examples in {result.wall_s} s; "
                   f"final loss {result.final_loss}; adapter in {result.out}")
 
@@ -398,35 +415,40 @@ def _print_eval(report) -> None:
     table = Table(title="alignment: how far the student moved from its base toward the teacher", title_justify="left")
     for col in ("split", "cells", "gap closed", "95% CI", "paper", "r(S,T)", "r(B,T)"):
         table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
-    for name, s in report.splits.items():
+    from rich.markup import escape
+
+    for name, s in report.splits.items():  # split names come from records files: shown as text, not markup
         ci = "-" if not s.gap_closed_ci else f"[{s.gap_closed_ci[0]:.0f}, {s.gap_closed_ci[1]:.0f}]"
-        table.add_row(name, str(len(s.cells)), fmt(s.gap_closed), ci,
+        table.add_row(escape(name), str(len(s.cells)), fmt(s.gap_closed), ci,
                       fmt(s.paper_improvement_mean),
                       fmt(s.profile_correlation_student, "", 2), fmt(s.profile_correlation_base, "", 2))
     console.print(table)
     console.print("gap closed = 1 - sum|S-T| / sum|B-T| over a split's cells; paper = mean of (B-S)/(B-T) (%); "
                   "r = correlation of rate profiles across cells (S student, B base, T teacher)")
     if report.skipped:
-        console.print(f"left out (a role had no data): {', '.join(report.skipped)}")
+        console.print(f"left out (a role had no data): {', '.join(report.skipped)}", markup=False, highlight=False)
 
 
 @app.command()
 def evaluate(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write eval.json.")] = Path("eval.json"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Where to write eval.json (new, or an earlier eval.json to replace).")] = Path("eval.json"),
     teacher: Annotated[str | None, typer.Option(help="Teacher run name.")] = None,
     base: Annotated[str | None, typer.Option(help="Base (not fine-tuned) student run name.")] = None,
     student: Annotated[str | None, typer.Option(help="Fine-tuned student run name.")] = None,
     records: Annotated[Path | None, typer.Option(help="CSV/JSONL with one row per sample: role, split, context, game, answer or text. Instead of runs.")] = None,
     bootstrap: Annotated[int, typer.Option(min=0, help="Bootstrap resamples for the gap-closed interval.")] = 2000,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Bootstrap seed.")] = 0,
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
 ) -> None:
     """Compare teacher, base and fine-tuned student per cell and split; write eval.json."""
     from .evaluate import evaluate_records, evaluate_runs, save_report
+    from .evaluate.report import check_eval_out
+    from .outdirs import replacing_file
     from .store import Store
 
+    check_eval_out(out)  # before any work: never overwrite a file that is not an eval.json
     lib = _library(library, config)
     runs = {"teacher": teacher, "base": base, "student": student}
     if records is not None:
@@ -437,17 +459,18 @@ def evaluate(
         missing = [f"--{k}" for k, v in runs.items() if not v]
         if missing:
             raise TomdistillError(f"missing {', '.join(missing)} (or give --records FILE)")
-        with Store(store) as db:
+        with Store(store, readonly=True) as db:
             report = evaluate_runs(db, runs, lib, bootstrap=bootstrap, seed=seed)  # type: ignore[arg-type]
-    save_report(report, out)
+    with replacing_file(out) as tmp:
+        save_report(report, tmp)
     _print_eval(report)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}", markup=False, highlight=False)
 
 
 @app.command()
 def report(
     eval_json: Annotated[Path, typer.Argument(metavar="EVAL_JSON", help="eval.json from `tomdistill evaluate`.")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md, report.html and the PNG plots.")] = Path("report"),
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md, report.html and the PNG plots: new, empty, or an earlier report.")] = Path("report"),
 ) -> None:
     """Write report.md, a self-contained report.html and PNG plots from an eval.json."""
     from .evaluate import load_report
@@ -456,7 +479,7 @@ def report(
     loaded = load_report(eval_json)
     paths = write_report(loaded, out)
     _print_eval(loaded)
-    console.print(f"wrote {paths['markdown']}, {paths['html']} and {len(paths) - 2} plots")
+    console.print(f"wrote {paths['markdown']}, {paths['html']} and {len(paths) - 2} plots", markup=False, highlight=False)
 
 
 config_app = typer.Typer(help="Show the run configuration and its defaults.", no_args_is_help=True)
@@ -488,10 +511,10 @@ def run(
     cfg = load_config(config)
     try:
         result = run_pipeline(cfg, out, force=set(force or []), log=lambda line: console.print(line, highlight=False, markup=False))
-    except KeyboardInterrupt:
-        Console(stderr=True, soft_wrap=True).print("[yellow]interrupted:[/] finished stages and samples are kept; "
+    except KeyboardInterrupt as exc:
+        Console(stderr=True, soft_wrap=True).print(f"[yellow]{stop_word(exc)}:[/] finished stages and samples are kept; "
                                    "re-run the same command to continue.")
-        raise typer.Exit(130) from None
+        raise typer.Exit(stop_exit_code(exc)) from None
     from .evaluate import load_report
 
     _print_eval(load_report(result.eval_json))
@@ -504,17 +527,56 @@ from . import cli_agents  # noqa: E402, F401  (registers `export` and `play` on 
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry point: runs the CLI, turning user errors into one line and exit code 2."""
+    """Runs the CLI, turning user errors, usage errors and stops into one line and an exit code.
+
+    Click runs in non-standalone mode so that a usage error (an unknown flag, `-n 0`) is one line
+    like every other bad input instead of a boxed panel, and Ctrl-C / SIGTERM outside the
+    commands' own handlers is one line instead of "Aborted!"."""
+    from pydantic import ValidationError
+
+    from .errors import describe_validation_error
+    from .signals import unreported_stop
+
+    click = _click_exceptions()
     try:
-        app(args=argv, prog_name="tomdistill")  # standalone: usage errors and --help exit by themselves
-    except TomdistillError as exc:
-        # One line, no markup parsing: messages quote user text that may hold [brackets].
-        print(f"error: {exc}", file=sys.stderr)
+        code = app(args=argv, prog_name="tomdistill", standalone_mode=False)
+    except click.NoArgsIsHelpError as exc:
+        print(exc.ctx.get_help() if exc.ctx else str(exc))
         return 2
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    return 0
+    except click.UsageError as exc:
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx else ""
+        return _one_line(" ".join(exc.format_message().split()) + where)
+    except TomdistillError as exc:
+        return _one_line(str(exc))
+    except ValidationError as exc:  # a flag value that a settings model refuses (e.g. --seed 2**70)
+        field, message = describe_validation_error(exc)
+        return _one_line(f"invalid value for {field!r}: {message}" if field else message)
+    except KeyboardInterrupt as exc:
+        code = stop_exit_code(exc)
+    # typer turns a Ctrl-C (or SIGTERM) that no command caught into a silent exit 130.
+    if (stop := unreported_stop()) is not None:
+        print(f"{stop_word(stop)}: what was finished is kept; re-run the same command to continue.", file=sys.stderr)
+        return stop_exit_code(stop)
+    return code if isinstance(code, int) else 0
+
+
+def _click_exceptions():
+    """The exceptions module of the click that typer runs on: recent typer vendors its own copy."""
+    try:
+        from typer._click import exceptions
+    except ImportError:  # typer releases that use the click package
+        from click import exceptions
+    return exceptions
+
+
+def _one_line(message: str) -> int:
+    # One line, no markup parsing: messages quote user text that may hold [brackets].
+    print("error: " + " ".join(str(message).splitlines()), file=sys.stderr)
+    return 2
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    """Kept for `tomdistill.cli:entry_point` callers; the console script uses tomdistill.launch."""
+    from .launch import entry_point as launch
+
+    launch()

@@ -23,6 +23,8 @@ from .cli import (
     console,
 )
 from .errors import TomdistillError
+from .models.base import SEED_MAX, SEED_MIN
+from .signals import stop_exit_code, stop_word
 
 
 @app.command()
@@ -65,7 +67,7 @@ def play(
     pairs: Annotated[int, typer.Option(min=1, help="Matches per pair of agent types (self-play included).")] = 1,
     run: Annotated[str, typer.Option("--run", "-r", help="Play run name in the store; re-running the same command continues it.")] = "play",
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Report folder (play.json, report.md, report.html, PNGs). Default: play-RUN.")] = None,
-    seed: Annotated[int, typer.Option(help="Run seed; each move's seed derives from it, the match, the round and the seat.")] = 0,
+    seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed; each move's seed derives from it, the match, the round and the seat.")] = 0,
     mode: Annotated[ModeChoice | None, typer.Option("--mode", help="Decision mode of agents given as model specs or adapter folders: 'sample' (generate + parse) or 'score' (probabilities, action drawn from them). Default: sample for specs, score for adapter folders. Exported agent folders decide as their agent.json says.")] = None,
     protocol: Annotated[ProtocolChoice | None, typer.Option("--protocol", "-p", help="Prompt protocol of agents given as model specs or adapter folders (default: answer). Exported agent folders use their own.")] = None,
     temperature: Annotated[float | None, typer.Option(min=0, help="Sampling temperature of agents given as model specs or adapter folders (score mode: 0 takes the likeliest action). Default: 0.8 in sample mode, 1.0 in score mode.")] = None,
@@ -86,7 +88,7 @@ def play(
     """
     from .agents.play import check_playable, load_players
     from .agents.play import play as run_play
-    from .agents.play_report import summarize, write_play_report
+    from .agents.play_report import check_play_out, summarize, write_play_report
     from .models.registry import ModelOptions
     from .progress import progress_bar
     from .store import Store
@@ -101,16 +103,17 @@ def play(
         players = load_players(refs, mode=mode.value if mode else None, protocol=protocol.value if protocol else None,
                                temperature=temperature, max_new_tokens=max_new_tokens, options=options)
     out = out or Path(f"play-{run}")
+    check_play_out(out)  # before the models load and the moves are played
     try:
         with Store(store) as db:
             try:
                 with progress_bar(f"{run}: match rounds", console) as progress:
                     result = run_play(db, players, chosen, run=run, rounds=rounds, pairs=pairs, seed=seed,
                                       max_attempts=attempts, progress=progress)
-            except KeyboardInterrupt:
+            except KeyboardInterrupt as exc:
                 Console(stderr=True, soft_wrap=True).print(
-                    f"[yellow]interrupted:[/] finished rounds are stored in {db.path}; re-run the same command to continue.")
-                raise typer.Exit(130) from None
+                    f"[yellow]{stop_word(exc)}:[/] finished rounds are stored in {db.path}; re-run the same command to continue.")
+                raise typer.Exit(stop_exit_code(exc)) from None
             summary = summarize(result, str(db.path))
     finally:
         for p in players.values():

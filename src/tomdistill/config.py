@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import ConfigError, describe_validation_error
 from .models.base import SamplingSettings
 
 
+def _once_each(values: list[str]) -> list[str]:
+    """The list without repeats, in first-named order: a split named twice is asked once."""
+    return list(dict.fromkeys(values))
+
+
+#: Split names; repeats are dropped so no scenario is asked (and paid for) twice.
+SplitList = Annotated[list[str], AfterValidator(_once_each)]
+
+
 class ScenariosConfig(BaseModel):
     """Which scenario data to use besides the built-in library."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     libraries: list[Path] = Field(
         default_factory=list,
         description="Extra library files (TOML) with your own games and contexts; "
@@ -36,7 +45,7 @@ class TrainConfig(BaseModel):
     """LoRA supervised fine-tuning of the student. Defaults: measured for the 135M default student
     on 2 CPU cores (see the README); `preset = "paper"` gives the paper's recipe."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     preset: str | None = Field(None, description="Start from a named preset (cpu, paper); fields set here override it.")
     r: int = Field(8, ge=1, description="LoRA rank.")
     alpha: int = Field(16, ge=1, description="LoRA alpha (scale = alpha / r).")
@@ -55,7 +64,7 @@ class TrainConfig(BaseModel):
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps (effective batch = batch_size x this x devices).")
     max_length: int = Field(512, ge=16, description="Longest tokenised example (prompt + reply); longer ones are cut.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps with a linear learning-rate warm-up.")
-    seed: int = Field(0, description="Seed for LoRA initialisation and data order.")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for LoRA initialisation and data order; 0 to 2**32 - 1.")
     bf16: bool | None = Field(
         None,
         description="bfloat16 weights and compute. Default: on for GPUs that support it and CPUs with AVX512-BF16 / "
@@ -94,12 +103,12 @@ EVAL_SPLITS = ["train", "heldout_context", "heldout_game", "heldout_pgg"]
 class TeacherConfig(BaseModel):
     """The large model whose answers are distilled; asked with a motivation, sampled."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     model: str = Field("default:teacher", description="Model spec: default:teacher, hf:FOLDER, openai:MODEL, ...")
     base_url: str | None = Field(None, description="Server URL for openai: models (the key comes from OPENAI_API_KEY).")
     protocol: Literal["answer", "motivated"] = Field("motivated", description="How the teacher is asked.")
     samples: int = Field(4, ge=1, description="Sampled answers per scenario (the paper used 300).")
-    splits: list[str] = Field(
+    splits: SplitList = Field(
         default_factory=lambda: list(EVAL_SPLITS),
         description="Splits the teacher answers: train feeds the dataset; all of them are the evaluation targets.",
     )
@@ -115,7 +124,7 @@ class TeacherConfig(BaseModel):
 class StudentConfig(BaseModel):
     """The small model, measured before (base) and after (fine-tuned) distillation."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     model: str = Field("default:student", description="Student spec with local weights: default:student or hf:FOLDER.")
     mode: Literal["sample", "score"] = Field(
         "score", description="score: exact P(action) in one pass (cheap); sample: N sampled replies per scenario."
@@ -128,23 +137,23 @@ class StudentConfig(BaseModel):
 
 
 class DatasetConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     prompt_protocol: Literal["answer", "motivated"] = Field("answer", description="Protocol of the training prompts.")
     require_motivation: bool = Field(False, description="Leave out teacher answers without a motivation.")
 
 
 class EvaluateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    splits: list[str] = Field(default_factory=lambda: list(EVAL_SPLITS), description="Splits base and student are measured on.")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    splits: SplitList = Field(default_factory=lambda: list(EVAL_SPLITS), description="Splits base and student are measured on.")
     bootstrap: int = Field(2000, ge=0, description="Bootstrap resamples for gap_closed intervals.")
 
 
 class Config(BaseModel):
     """The whole tomdistill configuration: `tomdistill run CONFIG.toml` reads all of it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     out: Path = Field(Path("tomdistill-run"), description="Output folder of `tomdistill run` (store, data, adapter, report).")
-    seed: int = Field(0, description="Seed of every stage (sampling, training, bootstrap).")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed of every stage (sampling, training, bootstrap); 0 to 2**32 - 1.")
     scenarios: ScenariosConfig = Field(default_factory=ScenariosConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     student: StudentConfig = Field(default_factory=StudentConfig)

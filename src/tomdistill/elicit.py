@@ -15,7 +15,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
-from .models.base import GenRequest, Model, SamplingSettings, ScoreRequest
+from .errors import TomdistillError
+from .models.base import GenRequest, Model, SamplingSettings, ScoreRequest, check_seed
 from .runs import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision
@@ -120,17 +121,14 @@ def elicit(
         raise ValueError(f"mode must be one of {MODES}")
     if not scenarios:
         raise ValueError("no scenarios to ask about")
+    check_seed(seed)
+    _check_size(samples if mode == "sample" else 1, len(scenarios))
     settings = (settings or SamplingSettings()).for_protocol(protocol)
     per_scenario = 1 if mode == "score" else samples
     info = model.info()
     run = store.open_run(
-        run_name,
-        model=model.spec,
-        adapter=adapter,
-        protocol=protocol,
-        mode=mode,
-        settings=settings.model_dump() if mode == "sample" else {},
-        seed=seed,
+        run_name, model=model.spec, adapter=adapter, protocol=protocol, mode=mode,
+        settings=settings.model_dump() if mode == "sample" else {}, seed=seed,
         model_info=info.details | {"backend": info.backend},
     )
     todo = _missing(store, run, scenarios, protocol, per_scenario)
@@ -141,13 +139,16 @@ def elicit(
         progress(done, total)
     step = max(1, model.batch_size) * 4  # hand the backend a few batches at a time
     new = 0
-    for start in range(0, len(todo), step):
-        chunk = todo[start : start + step]
-        for stored in (_sample_chunk if mode == "sample" else _score_chunk)(store, model, run, chunk, settings):
-            new += stored
-            done += stored
-            if progress:
-                progress(done, total)
+    try:
+        for start in range(0, len(todo), step):
+            chunk = todo[start : start + step]
+            for stored in (_sample_chunk if mode == "sample" else _score_chunk)(store, model, run, chunk, settings):
+                new += stored
+                done += stored
+                if progress:
+                    progress(done, total)
+    finally:  # also when the backend gives up: the samples stored so far came from these models
+        _record_served_models(store, run, model)
     return ElicitSummary(
         run=run,
         requested=total,
@@ -157,6 +158,28 @@ def elicit(
         retries=getattr(model, "retries", 0),
         retry_reasons=dict(getattr(model, "retry_reasons", {})),
     )
+
+
+def _record_served_models(store: Store, run: Run, model: Model) -> None:
+    """Add the model names the server said answered (its replies' `model` field) to the run's
+    model_info, so a run can be traced to what really answered behind an alias like gpt-4o."""
+    served = set(getattr(model, "served_models", ()))
+    known = {name for name in run.model_info.get("served_models", []) if isinstance(name, str)}
+    if served - known:
+        store.update_model_info(run.id, run.model_info | {"served_models": sorted(served | known)})
+
+
+#: Most samples one elicit call may ask for: checked before the to-do list is built, so a typo
+#: like `-n 3000000000` is one line, not an out-of-memory kill (the paper asked 300 x 53).
+MAX_SAMPLES_PER_CALL = 10_000_000
+
+
+def _check_size(per_scenario: int, scenarios: int) -> None:
+    if per_scenario * scenarios > MAX_SAMPLES_PER_CALL:
+        raise TomdistillError(
+            f"--samples {per_scenario} x {scenarios} scenarios = {per_scenario * scenarios:,} samples; "
+            f"one run asks for at most {MAX_SAMPLES_PER_CALL:,} (the paper used 300 per scenario)"
+        )
 
 
 def _missing(store: Store, run: Run, scenarios: Sequence[Scenario], protocol: Protocol, n: int) -> list[_Todo]:

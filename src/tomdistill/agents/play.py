@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TomdistillError
+from ..models.base import check_seed
 from ..models.registry import ModelOptions
 from ..scenarios import Scenario, prompt_hash, render
 from ..scenarios.render import PastRound
@@ -168,6 +169,7 @@ def play(
     game = check_playable(scenario)
     if rounds < 1 or pairs < 1 or max_attempts < 1:
         raise TomdistillError("rounds, pairs and attempts must be at least 1")
+    check_seed(seed)
     labels = list(players)
     record = store.open_play(
         run, scenario=scenario.id, agents=[players[label].info() for label in labels],

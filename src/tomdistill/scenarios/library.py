@@ -7,6 +7,7 @@ a file is raised as a single LibraryError naming the file, the entry and the fie
 from __future__ import annotations
 
 import difflib
+import math
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -79,6 +80,16 @@ class Library:
         close = difflib.get_close_matches(scenario_id, ids, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else "; see `tomdistill scenarios list`"
         raise LibraryError("scenario library", f"unknown scenario '{scenario_id}'{hint}")
+
+    def select(self, ids: Iterable[str] = (), splits: Iterable[str] = ()) -> list[Scenario]:
+        """The scenarios named by id, then those of each split, each once in first-named order.
+
+        A repeated `--scenario` or `--split` (or an id that is also in a named split) would
+        otherwise ask, and pay for, the same scenario twice."""
+        chosen: dict[str, Scenario] = {}
+        for s in [self.scenario(i) for i in ids] + [s for split in splits for s in self.scenarios(split)]:
+            chosen.setdefault(s.id, s)
+        return list(chosen.values())
 
     def splits(self) -> list[str]:
         """Split names in use: built-in ones first, then user ones alphabetically."""
@@ -200,6 +211,9 @@ def _expand_variants(lib: Library) -> None:
                 split=variant.split,
                 contexts=variant.contexts,
             )
+            if not all(math.isfinite(v) for row in derived.payoffs.values() for pair in row.values() for v in pair):
+                raise LibraryError(src.file, f"scaling game '{game_id}' by {variant.scale:g} gives payoffs too large "
+                                   "to represent", entry=label, field="scale")
             lib.games[new_id] = _Sourced(derived, src.file)
 
 

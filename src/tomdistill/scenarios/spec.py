@@ -21,7 +21,9 @@ BUILTIN_SPLITS: tuple[str, ...] = ("train", "heldout_context", "heldout_game", "
 
 
 class _Entry(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: a NaN or infinite payoff would compare false with everything and
+    # silently drop moves downstream; TOML allows `nan` and `inf`, so refuse them here.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Template(_Entry):
