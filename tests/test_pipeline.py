@@ -146,7 +146,7 @@ def test_planted_key_absent_from_every_artifact_of_a_run(tmp_path, monkeypatch, 
     """A run whose teacher sits behind a (local, fake) OpenAI-compatible server that wants a key."""
     import threading
 
-    from test_openai_backend import KEY, FakeServer
+    from fakeserver import KEY, FakeServer
 
     splits = '["train", "heldout_context", "heldout_game"]'
     server = FakeServer(lambda seed, attempt: "500" if attempt == 0 and seed % 4 == 0 else "ok")

@@ -30,6 +30,26 @@ def install_handlers() -> None:
     signal.signal(signal.SIGTERM, _raise_stop)
 
 
+def _record_stop(signum: int, frame: FrameType | None) -> None:
+    _state["signal"] = signum
+
+
+def defer_stops() -> None:
+    """Ctrl-C and SIGTERM are only remembered, not raised (see `pending_stop`).
+
+    For start-up: an exception raised while Python holds an import lock can land in one of
+    importlib's callbacks, which prints it as "Exception ignored ... Traceback" and drops it."""
+    signal.signal(signal.SIGINT, _record_stop)
+    signal.signal(signal.SIGTERM, _record_stop)
+
+
+def pending_stop() -> BaseException | None:
+    """The stop that arrived while stops were deferred, as the exception it stands for."""
+    if _state["signal"] is None:
+        return None
+    return Terminated() if _state["signal"] == signal.SIGTERM else KeyboardInterrupt()
+
+
 def stop_word(exc: BaseException) -> str:
     """'terminated' for SIGTERM, 'interrupted' for Ctrl-C: the first word of a stop message.
 
@@ -45,6 +65,4 @@ def stop_exit_code(exc: BaseException) -> int:
 
 def unreported_stop() -> BaseException | None:
     """The stop that a signal caused and no command reported, as the exception it raised."""
-    if _state["signal"] is None or _state["reported"]:
-        return None
-    return Terminated() if _state["signal"] == signal.SIGTERM else KeyboardInterrupt()
+    return None if _state["reported"] else pending_stop()
