@@ -158,16 +158,20 @@ def test_decide_many_is_one_batch_in_order_with_histories() -> None:
 
 
 def test_score_mode_gives_probabilities_and_a_seeded_draw() -> None:
-    agent = Agent(load_model("mock:rate=0.7"), mode="score")
+    at_one = tomdistill.models.base.SamplingSettings(temperature=1.0)
+    agent = Agent(load_model("mock:rate=0.7"), mode="score", sampling=at_one)
     scenario = make_scenario(PD, VILLAGE)
     decisions = agent.decide_many([scenario] * 400, seeds=list(range(400)))
     assert all(d.probabilities == pytest.approx({"C": 0.7, "D": 0.3}) for d in decisions)
+    # The default is the evaluation's temperature, 0.8: the backend returns softmax(log p / 0.8).
+    tempered = Agent(load_model("mock:rate=0.7"), mode="score").decide(scenario, seed=1).probabilities
+    assert tempered["C"] == pytest.approx(0.7 ** 1.25 / (0.7 ** 1.25 + 0.3 ** 1.25))
     share = sum(d.action == "C" for d in decisions) / 400
     assert 0.63 < share < 0.77
     assert [d.action for d in agent.decide_many([scenario] * 20, seeds=list(range(20)))] == [d.action for d in decisions[:20]]
     greedy = Agent(load_model("mock:rate=0.7"), mode="score", sampling=tomdistill.models.base.SamplingSettings(temperature=0))
     assert {greedy.decide(scenario, seed=s).action for s in range(20)} == {"C"}
-    assert draw({"C": 0.0, "D": 0.0}, 1.0, 1) is None
+    assert draw({"C": 0.0, "D": 0.0}, 1) is None
     amount = Agent(load_model("mock:rate=0.3"), mode="score").decide("community/donation_game", seed=1)
     assert amount.action == 3.0 and amount.probabilities["3"] == 1.0
 
@@ -371,7 +375,8 @@ def test_export_writes_a_loadable_agent_folder(tmp_path) -> None:
     assert Agent.load(agent_dir, mode="sample").sampling.temperature == 0.8
     # In populations the command-line mode and temperature set model specs; an agent folder keeps its own.
     players = load_players([str(agent_dir), "mock:rate=1"], mode="sample", temperature=0.2)
-    assert (players["agent"].mode, players["agent"].sampling.temperature) == ("score", 1.0)
+    assert manifest["sampling"]["temperature"] == 0.8  # the default evaluation temperature
+    assert (players["agent"].mode, players["agent"].sampling.temperature) == ("score", 0.8)
     assert (players["mock:rate=1"].mode, players["mock:rate=1"].sampling.temperature) == ("sample", 0.2)
     with pytest.raises(TomdistillError, match="already exists and is not empty"):
         export_agent(adapter, agent_dir)

@@ -14,7 +14,7 @@ import pytest
 
 from tomdistill.cli import main
 from tomdistill.elicit import elicit, sample_seed
-from tomdistill.models.base import BackendError, SamplingSettings
+from tomdistill.models.base import SCORING_VERSION, BackendError, SamplingSettings
 from tomdistill.models.registry import ModelOptions, ModelSpecError, load_model
 from tomdistill.runs import export_run, reparse_run
 from tomdistill.store import Store
@@ -89,12 +89,21 @@ def test_ctrl_c_keeps_finished_samples(store, library) -> None:
 
 def test_score_mode_stores_probabilities(store, library) -> None:
     scenarios = library.scenarios("train")[:2] + library.scenarios("heldout_pgg")
-    summary = elicit(store, load_model("mock:rate=0.3"), scenarios, run_name="sc", mode="score")
-    stored = store.samples(store.require_run("sc").id)
+    at_one = SamplingSettings(temperature=1.0)
+    summary = elicit(store, load_model("mock:rate=0.3"), scenarios, run_name="sc", mode="score", settings=at_one)
+    run = store.require_run("sc")
+    stored = store.samples(run.id)
     assert len(stored) == 3 and all(s.raw_text is None for s in stored)
-    assert stored[0].probs == {"C": 0.3, "D": 0.7}
+    assert stored[0].probs == pytest.approx({"C": 0.3, "D": 0.7})
     assert set(stored[2].probs) == {str(i) for i in range(11)}
     assert [round(s.rate, 6) for s in summary.scenarios] == [0.3, 0.3, 3.0]
+    # The run records what its numbers are: scoring version, temperature, reply prefix.
+    assert run.settings == {"scoring": SCORING_VERSION, "temperature": 1.0, "reply_prefix": ""}
+    # The default temperature is the paper's 0.8: P(C) = softmax(log p / 0.8).
+    elicit(store, load_model("mock:rate=0.3"), scenarios[:1], run_name="sc08", mode="score", protocol="motivated")
+    run08 = store.require_run("sc08")
+    assert run08.settings == {"scoring": SCORING_VERSION, "temperature": 0.8, "reply_prefix": "Answer:"}
+    assert store.samples(run08.id)[0].probs["C"] == pytest.approx(0.3 ** 1.25 / (0.3 ** 1.25 + 0.7 ** 1.25))
 
 
 def test_reparse_restores_parses_without_a_model(store, library) -> None:

@@ -13,6 +13,7 @@ from tomdistill.errors import TomdistillError
 from tomdistill.evaluate import evaluate_records, evaluate_runs, load_report
 from tomdistill.evaluate.paper import PAPER_COUNTS, write_paper_records
 from tomdistill.evaluate.stats import Observations, gap_closed, holm, jsd, paper_improvement
+from tomdistill.models.base import SamplingSettings
 from tomdistill.models.registry import load_model
 
 
@@ -62,10 +63,13 @@ def test_hand_computed_statistics() -> None:
 
 def test_runs_in_the_store_including_score_mode_and_donations(store, library, tmp_path, capsys) -> None:
     scenarios = library.scenarios("train")[:4] + library.scenarios("heldout_pgg") + library.scenarios("heldout_context")[:3]
-    elicit(store, load_model("mock:rate=0.2"), scenarios, run_name="t", samples=20, protocol="motivated")
-    elicit(store, load_model("mock:rate=0.9"), scenarios, run_name="b", mode="score")
-    elicit(store, load_model("mock:rate=0.5"), scenarios, run_name="s", mode="score")
+    at_one = SamplingSettings(temperature=1.0)  # so the mock's rates are the scores
+    elicit(store, load_model("mock:rate=0.2"), scenarios, run_name="t", samples=20, protocol="motivated",
+           settings=at_one)
+    elicit(store, load_model("mock:rate=0.9"), scenarios, run_name="b", mode="score", settings=at_one)
+    elicit(store, load_model("mock:rate=0.5"), scenarios, run_name="s", mode="score", settings=at_one)
     report = evaluate_runs(store, {"teacher": "t", "base": "b", "student": "s"}, library, bootstrap=200)
+    assert report.temperature == 1.0 and {s.temperature for s in report.sources} == {1.0}
     assert list(report.splits) == ["train", "heldout_context", "heldout_pgg"]
     pgg = report.splits["heldout_pgg"].cells[0]
     assert pgg.unit == "dollars" and pgg.base.source == "score" and pgg.teacher.source == "samples"
@@ -144,3 +148,20 @@ def test_cli_evaluate_input_errors(tmp_path, capsys) -> None:
     bad.write_text('{"schema_version": 1}')
     assert main(["report", str(bad), "--out", str(tmp_path / "r")]) == 2
     assert "not a valid eval.json" in capsys.readouterr().err
+
+
+def test_runs_at_other_temperatures_or_an_older_scoring_are_not_compared(store, library) -> None:
+    scenarios = library.scenarios("train")[:2]
+    elicit(store, load_model("mock:rate=0.2"), scenarios, run_name="t", samples=4)  # sampled at 0.8
+    elicit(store, load_model("mock:rate=0.9"), scenarios, run_name="b", mode="score")  # scored at 0.8
+    elicit(store, load_model("mock:rate=0.5"), scenarios, run_name="s1", mode="score",
+           settings=SamplingSettings(temperature=1.0))
+    with pytest.raises(TomdistillError, match=r"different temperatures \(teacher 0.8 \(t\), base 0.8 \(b\), student 1 \(s1\)\)"):
+        evaluate_runs(store, {"teacher": "t", "base": "b", "student": "s1"}, library, bootstrap=10)
+    elicit(store, load_model("mock:rate=0.5"), scenarios, run_name="s", mode="score")
+    assert evaluate_runs(store, {"teacher": "t", "base": "b", "student": "s"}, library, bootstrap=10).temperature == 0.8
+    # A score run from before scoring version 2 stored no temperature (it was computed at 1).
+    store.conn.execute("UPDATE runs SET settings = '{}' WHERE name = 's'")
+    store.conn.commit()
+    with pytest.raises(TomdistillError, match="run 's' was scored by an older tomdistill .scoring version 1"):
+        evaluate_runs(store, {"teacher": "t", "base": "b", "student": "s"}, library, bootstrap=10)

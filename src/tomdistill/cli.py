@@ -177,7 +177,7 @@ def elicit(
     max_retries: Annotated[int, typer.Option(min=0, help="Retries per request on 429/5xx/timeouts/garbled replies before the run stops (openai: models).")] = 6,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = 120.0,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 (hf backends). auto: bf16 on GPUs and on CPUs with AVX512-BF16/AMX, else fp32.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 (hf backends). auto: float32 in score mode (exact to 0.005); in sample mode bf16 on GPUs and on CPUs with AVX512-BF16/AMX, else fp32.")] = "auto",
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
@@ -194,7 +194,7 @@ def elicit(
     options = ModelOptions(adapter=adapter, base_url=base_url, device=device, batch_size=batch_size,
                            concurrency=concurrency, timeout_s=timeout, max_retries=max_retries, dtype=dtype)
     with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
-        backend = load_model(model, options)
+        backend = load_model(model, options.for_mode(mode.value))
     with Store(store) as db:
         try:
             with progress_bar(f"{run} ({mode.value})", console) as progress:

@@ -117,7 +117,7 @@ class TeacherConfig(BaseModel):
         description="temperature (paper: 0.8), top_p, max_new_tokens.",
     )
     batch_size: int | None = Field(None, ge=1, description="Prompts per batch on hf backends.")
-    dtype: DType = Field("auto", description="hf backends: auto (bf16 where the hardware has it), float32, bfloat16, float16.")
+    dtype: DType = Field("auto", description="hf backends: auto (float32 when scoring, else bf16 where the hardware has it), float32, bfloat16, float16.")
     concurrency: int = Field(8, ge=1, description="Requests in flight for openai: models.")
 
 
@@ -133,7 +133,7 @@ class StudentConfig(BaseModel):
     samples: int = Field(20, ge=1, description="Replies per scenario in sample mode.")
     sampling: SamplingSettings = Field(default_factory=SamplingSettings, description="Sampling settings in sample mode.")
     batch_size: int | None = Field(None, ge=1, description="Prompts per batch.")
-    dtype: DType = Field("auto", description="auto (bf16 where the hardware has it), float32, bfloat16, float16.")
+    dtype: DType = Field("auto", description="auto (float32 when scoring, else bf16 where the hardware has it), float32, bfloat16, float16.")
 
 
 class DatasetConfig(BaseModel):

@@ -13,14 +13,14 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from .errors import TomdistillError
-from .models.base import GenRequest, Model, SamplingSettings, ScoreRequest, check_seed
+from .models.base import SCORING_VERSION, GenRequest, Model, SamplingSettings, ScoreRequest, check_seed
 from .runs import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision
-from .scenarios.render import Protocol, num
+from .scenarios.render import Protocol, num, reply_prefix
 from .store import Run, Sample, Store
 
 Mode = Literal["sample", "score"]
@@ -31,6 +31,12 @@ def sample_seed(run_seed: int, scenario_id: str, index: int) -> int:
     """A 31-bit seed for one sample, independent of batching and of the other scenarios."""
     digest = hashlib.sha256(f"{run_seed}|{scenario_id}|{index}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def score_settings(temperature: float, protocol: Protocol) -> dict[str, Any]:
+    """What a score run records: the scoring version, the temperature the distribution is at,
+    and the reply prefix it conditions on. Runs that differ in any of them are not comparable."""
+    return {"scoring": SCORING_VERSION, "temperature": temperature, "reply_prefix": reply_prefix(protocol)}
 
 
 def score_candidates(scenario: Scenario) -> tuple[str, ...]:
@@ -128,7 +134,8 @@ def elicit(
     info = model.info()
     run = store.open_run(
         run_name, model=model.spec, adapter=adapter, protocol=protocol, mode=mode,
-        settings=settings.model_dump() if mode == "sample" else {}, seed=seed,
+        settings=settings.model_dump() if mode == "sample" else score_settings(settings.temperature, protocol),
+        seed=seed,
         model_info=info.details | {"backend": info.backend},
     )
     todo = _missing(store, run, scenarios, protocol, per_scenario)
@@ -211,7 +218,9 @@ def _sample_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], sett
 
 
 def _score_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
-    requests = [ScoreRequest(key=i, messages=t.messages, candidates=score_candidates(t.scenario)) for i, t in enumerate(chunk)]
+    prefix = reply_prefix(run.protocol)  # type: ignore[arg-type]
+    requests = [ScoreRequest(key=i, messages=t.messages, candidates=score_candidates(t.scenario), prefix=prefix,
+                             temperature=settings.temperature) for i, t in enumerate(chunk)]
     for result in model.score(requests):
         t = chunk[result.key]
         sample = Sample(

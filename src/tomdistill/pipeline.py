@@ -233,7 +233,7 @@ class Pipeline:
                 store.delete_run(self.run_name(role))
         scenarios = self.scenarios(splits)
         model = load_model(spec, ModelOptions(adapter=adapter, batch_size=batch_size, base_url=base_url,
-                                              concurrency=concurrency, dtype=dtype))
+                                              concurrency=concurrency, dtype=dtype).for_mode(mode))
         try:
             with Store(self.paths["store"]) as store, progress_bar(f"{role}: {spec}") as progress:
                 summary = elicit(

@@ -26,7 +26,7 @@ from ..models.registry import PROVIDERS, ModelOptions, load_model
 from ..scenarios import Scenario, prompt_hash, render
 from ..scenarios.custom import resolve_scenario
 from ..scenarios.parse import parse_decision
-from ..scenarios.render import PROTOCOLS, ChatMessage, PastRound
+from ..scenarios.render import PROTOCOLS, ChatMessage, PastRound, reply_prefix
 from .manifest import AGENT_FILE, check_base, read_manifest, verify_folder
 
 MODES: tuple[str, ...] = ("sample", "score")
@@ -55,25 +55,24 @@ class AgentDecision:
 
 
 def default_sampling(mode: str) -> SamplingSettings:
-    """Sample mode: the paper's temperature 0.8. Score mode: temperature 1, i.e. actions drawn from
-    exactly the probabilities the evaluation reports."""
-    return SamplingSettings() if mode == "sample" else SamplingSettings(temperature=1.0)
+    """The paper's temperature 0.8 in both modes: in score mode the backend returns the action
+    distribution at that temperature (the one `tomdistill run` evaluates at), and the decision is
+    drawn from it. An exported agent keeps the temperature its behaviour card was measured at."""
+    return SamplingSettings()
 
 
-def draw(probabilities: dict[str, float], temperature: float, seed: int) -> str | None:
-    """An action from score-mode probabilities: argmax at temperature 0, else p^(1/T) sampling."""
+def draw(probabilities: dict[str, float], seed: int) -> str | None:
+    """An action drawn from score-mode probabilities, which are already at the agent's temperature
+    (the backend applies it: one place); at temperature 0 they put 1 on the likeliest action."""
     if not probabilities or sum(probabilities.values()) <= 0:
         return None
-    if temperature == 0:
-        return max(probabilities, key=lambda k: probabilities[k])  # ties: the first candidate
-    weights = {k: p ** (1.0 / temperature) for k, p in probabilities.items()}
-    total = sum(weights.values())
+    total = sum(probabilities.values())
     point, acc = random.Random(seed).random() * total, 0.0
-    for k, w in weights.items():
-        acc += w
+    for k, p in probabilities.items():
+        acc += p
         if point < acc:
             return k
-    return next(k for k in reversed(weights) if weights[k] > 0)
+    return next(k for k in reversed(probabilities) if probabilities[k] > 0)
 
 
 def _fresh_seed() -> int:
@@ -147,7 +146,7 @@ class Agent:
         if not sep or provider not in PROVIDERS:
             raise TomdistillError(f"{text}: no such agent folder, and not a model spec "
                                   f"(provider:id with provider one of {', '.join(PROVIDERS)})")
-        model = load_model(text, options)
+        model = load_model(text, options.for_mode(mode or "sample"))
         return cls(model, protocol=protocol or "answer", mode=mode or "sample", sampling=sampling,
                    label=label, source=text)
 
@@ -155,12 +154,13 @@ class Agent:
     def _from_agent_dir(cls, folder: Path, mode, protocol, sampling, label, options: ModelOptions) -> Agent:
         manifest = read_manifest(folder)
         weights = verify_folder(folder, manifest)  # paths, symlinks and weight hashes, before any model loads
+        chosen_mode = mode or manifest.mode
+        options = options.for_mode(chosen_mode)
         if manifest.kind == "adapter":
             check_base(folder, manifest.base)
             model = load_model(manifest.base.spec, replace(options, adapter=weights))
         else:
             model = load_model(f"hf:{weights}", replace(options, adapter=None))
-        chosen_mode = mode or manifest.mode
         if sampling is None:
             sampling = manifest.sampling if chosen_mode == manifest.mode else default_sampling(chosen_mode)
         return cls(model, protocol=protocol or manifest.protocol, mode=chosen_mode, sampling=sampling,
@@ -175,7 +175,7 @@ class Agent:
             raise TomdistillError(f"{folder}: adapter folder without train_config.json, so its base model is unknown; "
                                   "export it with `tomdistill export --student SPEC`")
         student = json.loads(info_path.read_text())["student"]
-        model = load_model(student, replace(options, adapter=folder))
+        model = load_model(student, replace(options.for_mode(mode or "score"), adapter=folder))
         return cls(model, protocol=protocol or "answer", mode=mode or "score", sampling=sampling,
                    label=label or folder.name, source=str(folder))
 
@@ -226,12 +226,14 @@ class Agent:
     def _score(self, scenarios, prompts, hashes, seeds) -> list[AgentDecision]:
         from ..elicit import score_candidates
 
-        requests = [ScoreRequest(key=i, messages=m, candidates=score_candidates(s))
+        prefix = reply_prefix(self.protocol)  # type: ignore[arg-type]
+        requests = [ScoreRequest(key=i, messages=m, candidates=score_candidates(s), prefix=prefix,
+                                 temperature=self.sampling.temperature)
                     for i, (m, s) in enumerate(zip(prompts, scenarios))]
         out: list[AgentDecision | None] = [None] * len(requests)
         for result in self.model.score(requests):
             i = result.key
-            picked = draw(result.probs, self.sampling.temperature, seeds[i]) if result.valid_mass > 0 else None
+            picked = draw(result.probs, seeds[i]) if result.valid_mass > 0 else None
             action: str | float | None = picked
             if picked is not None and scenarios[i].numeric:
                 action = float(picked)

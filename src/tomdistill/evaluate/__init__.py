@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import TomdistillError
+from ..models.base import SCORING_VERSION
 from ..scenarios import Library
-from ..store import Store
+from ..store import Run, Store
 from .compute import evaluate
 from .observations import observations_from_records, observations_from_run
 from .schema import ROLES, EvalReport, Source
@@ -24,8 +26,35 @@ def evaluate_runs(store: Store, runs: dict[str, str], library: Library, *, boots
     for role in ROLES:
         run = store.require_run(runs[role])
         data[role] = observations_from_run(store, run, library)
-        sources.append(Source(role=role, run=run.name, model=run.model, adapter=run.adapter, mode=run.mode))
-    return evaluate(data, sources, bootstrap=bootstrap, seed=seed)
+        sources.append(Source(role=role, run=run.name, model=run.model, adapter=run.adapter, mode=run.mode,
+                              temperature=run_temperature(run)))
+    report = evaluate(data, sources, bootstrap=bootstrap, seed=seed)
+    report.temperature = common_temperature(sources)
+    return report
+
+
+def run_temperature(run: Run) -> float:
+    """The temperature a run's numbers are at: its sampling temperature, or the one it was scored at.
+
+    Score runs made before scoring version 2 stored no temperature and were computed at 1 whatever
+    was asked, without the reply prefix and from logits in the model's dtype: refused here."""
+    if run.mode == "score" and run.settings.get("scoring") != SCORING_VERSION:
+        raise TomdistillError(
+            f"run '{run.name}' was scored by an older tomdistill (scoring version {run.settings.get('scoring', 1)}, "
+            f"this one is {SCORING_VERSION}); score it again under a new run name"
+        )
+    return float(run.settings["temperature"])
+
+
+def common_temperature(sources: list[Source]) -> float:
+    """The one temperature all roles were measured at; runs at different temperatures are refused,
+    since their rates would describe different distributions."""
+    temps = {s.temperature for s in sources}
+    if len(temps) != 1:
+        shown = ", ".join(f"{s.role} {s.temperature:g} ({s.run})" for s in sources)
+        raise TomdistillError(f"the runs were measured at different temperatures ({shown}); "
+                              "elicit or score them at one temperature (--temperature)")
+    return float(temps.pop())  # type: ignore[arg-type]
 
 
 def evaluate_records(path: Path, library: Library, *, bootstrap: int = 2000, seed: int = 0) -> EvalReport:

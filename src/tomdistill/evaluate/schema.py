@@ -98,6 +98,7 @@ class Source(_Model):
     adapter: str | None = None
     mode: str | None = None
     records: str | None = None
+    temperature: float | None = Field(None, description="Temperature of the run's samples or scores; null for records.")
 
 
 class EvalReport(_Model):
@@ -105,6 +106,9 @@ class EvalReport(_Model):
     created: str
     tomdistill_version: str
     sources: list[Source]
+    temperature: float | None = Field(
+        None, description="The one temperature every role was measured at (sampled or scored); null for records."
+    )
     bootstrap: int = Field(description="Bootstrap resamples behind the gap_closed intervals.")
     seed: int
     splits: dict[str, SplitResult]

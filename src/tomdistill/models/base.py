@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import TomdistillError
@@ -81,6 +82,13 @@ class GenResult:
     completion_tokens: int | None = None
 
 
+#: What score mode computes, stored with every score run and in the pipeline's stage keys.
+#: 1: temperature 1, first reply token, logits in the model's dtype. 2: the distribution at the
+#: run's temperature, right after the protocol's reply prefix, from fp32 logits. Runs of
+#: different versions are never reused for one another nor compared.
+SCORING_VERSION = 2
+
+
 @dataclass(frozen=True)
 class ScoreRequest:
     """Probability of each candidate reply (action labels or amounts written as text)."""
@@ -88,6 +96,10 @@ class ScoreRequest:
     key: Any
     messages: list[ChatMessage]
     candidates: tuple[str, ...]
+    #: Text the reply starts with (the protocol's reply prefix, e.g. "Answer:"); the candidates follow it.
+    prefix: str = ""
+    #: The distribution is softmax(logits / temperature); 0 puts all mass on the likeliest token.
+    temperature: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -129,17 +141,36 @@ def token_variants(candidate: str, encode: Callable[[str], list[int]]) -> list[l
     return seen
 
 
-def first_token_mass(top: Iterable[tuple[str, float]], candidates: Sequence[str]) -> dict[str, float]:
+def tempered_logprobs(logits: np.ndarray, temperature: float) -> np.ndarray:
+    """log softmax(logits / temperature) over the last axis, in float64.
+
+    The one definition of "the distribution at temperature T" that every local backend's score
+    mode uses (sampling draws from the same softmax). Temperature 0 (greedy) gives temperature 1
+    here; `renormalise(raw, 0)` then puts all probability on the likeliest candidate."""
+    z = np.asarray(logits, dtype=np.float64)
+    if temperature != 0:
+        z = z / temperature
+    z = z - z.max(axis=-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=-1, keepdims=True))
+
+
+def first_token_mass(top: Iterable[tuple[str, float]], candidates: Sequence[str],
+                     temperature: float = 1.0) -> dict[str, float]:
     """Probability of each candidate among a server's top first tokens, as (text, logprob) pairs.
 
     Tokens are matched after stripping whitespace, so "C" and " C" both count for "C"; only
-    single-token candidates can be found, and one missing from the list gets 0.
-    """
+    single-token candidates can be found, and one missing from the list gets 0. The log-probs are
+    the server's at temperature 1; at another temperature they are re-tempered over the listed
+    tokens, which is exact for the candidates' ratios and leaves out only the unlisted tail from
+    the normaliser (so `valid_mass` can read a little high)."""
+    pairs = [(text.strip(), checked_logprob(lp)) for text, lp in top]
+    if temperature not in (0, 1) and pairs:  # 0: greedy, decided in renormalise
+        tempered = tempered_logprobs(np.array([lp for _, lp in pairs]), temperature)
+        pairs = [(text, float(lp)) for (text, _), lp in zip(pairs, tempered)]
     mass = dict.fromkeys(candidates, 0.0)
-    for text, logprob in top:
-        token = text.strip()
+    for token, logprob in pairs:
         if token in mass:
-            mass[token] += math.exp(checked_logprob(logprob))
+            mass[token] += math.exp(logprob)
     return mass
 
 
@@ -159,11 +190,13 @@ def checked_logprob(value: object) -> float:
     return min(float(value), 0.0)
 
 
-def renormalise(raw: Mapping[str, float]) -> tuple[dict[str, float], float]:
+def renormalise(raw: Mapping[str, float], temperature: float = 1.0) -> tuple[dict[str, float], float]:
     """(probabilities over the candidates, the raw mass they had); all 0.0 when that mass is 0.
 
     Every backend's score mode ends here, so this is the one place that refuses a NaN, a negative
-    or a total above 1: no such number is ever stored as a probability.
+    or a total above 1: no such number is ever stored as a probability. At temperature 0 (greedy)
+    the backends pass their temperature-1 masses and the likeliest candidate gets probability 1:
+    the limit of the tempered distribution over the candidates (ties go to the first).
     """
     bad = [c for c, p in raw.items() if not -PROB_SLACK <= p <= 1 + PROB_SLACK]  # False for NaN
     kept = {c: max(float(p), 0.0) for c, p in raw.items()}
@@ -171,6 +204,9 @@ def renormalise(raw: Mapping[str, float]) -> tuple[dict[str, float], float]:
     if bad or not mass <= 1 + PROB_SLACK:
         shown = f"{bad[0]}: {_short(raw[bad[0]])}" if bad else f"{mass:.4g} in total"
         raise BadScoreError(f"the model's probabilities are not probabilities ({shown})")
+    if temperature == 0 and mass > 0:
+        best = max(kept, key=lambda c: kept[c])
+        return {c: float(c == best) for c in kept}, min(mass, 1.0)
     return {c: (p / mass if mass > 0 else 0.0) for c, p in kept.items()}, min(mass, 1.0)
 
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import TomdistillError
 from ..hardware import prefer_bf16
 from .base import (
@@ -28,6 +30,7 @@ from .base import (
     is_amount_question,
     prompt_key,
     renormalise,
+    tempered_logprobs,
     token_variants,
 )
 from .registry import ModelOptions, check_adapter_dir
@@ -145,10 +148,13 @@ class HFModel(Model):
 
     # --- shared -------------------------------------------------------------------------------
 
-    def _encode(self, conversations: Sequence[Sequence[dict[str, str]]]) -> dict[str, Any]:
+    def _encode(self, conversations: Sequence[Sequence[dict[str, str]]], prefixes: Sequence[str] | None = None) -> dict[str, Any]:
+        """Chat-formatted prompts, each followed by the start of the reply (`prefixes`, score mode)."""
         texts = [
             self.tokenizer.apply_chat_template(list(m), add_generation_prompt=True, tokenize=False) for m in conversations
         ]
+        if prefixes:
+            texts = [text + prefix for text, prefix in zip(texts, prefixes, strict=True)]
         # The chat template already holds the special tokens; adding them again would double BOS.
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
@@ -246,6 +252,10 @@ class HFModel(Model):
         return torch.stack([torch.multinomial(probs[row], 1, generator=g)[0] for row, g in enumerate(generators)])
 
     # --- scoring ------------------------------------------------------------------------------
+    # Scores come from fp32 logits whatever dtype the model runs in: the hidden state the LM head
+    # reads is taken from the forward pass and multiplied by an fp32 copy of the head, for the
+    # scored positions only. bf16 logits quantise P(C) to a few dozen values (22 distinct over 52
+    # scenarios for the 135M student, off by up to 0.02).
 
     def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
         for start in range(0, len(requests), self.batch_size):
@@ -257,67 +267,94 @@ class HFModel(Model):
     @torch.inference_mode()
     def _score_batch(self, batch: Sequence[ScoreRequest]) -> list[ScoreResult]:
         started = time.perf_counter()
-        enc = self._encode([r.messages for r in batch])
+        enc = self._encode([r.messages for r in batch], prefixes=[r.prefix for r in batch])
         mask = enc["attention_mask"]
-        logits = self.model(
-            input_ids=enc["input_ids"], attention_mask=mask, position_ids=self._positions(mask), **{_KEEP_KW: 1}
-        ).logits
-        first = torch.softmax(logits[:, -1, :].float(), dim=-1).cpu()
+        first_logits = self._fp32_logits(enc["input_ids"], mask, keep=1)[:, -1, :]
         results = []
         for row, request in enumerate(batch):
+            prompt = enc["input_ids"][row][mask[row].bool()]
+            first = tempered_logprobs(first_logits[row], request.temperature)
             if is_amount_question(request.candidates):
-                prompt = enc["input_ids"][row][mask[row].bool()]
-                raw = self._amount_probs(prompt, request.candidates)
+                raw = self._amount_probs(prompt, request.candidates, request.temperature)
             else:
-                raw = {
-                    c: self._sequence_prob(first[row], enc["input_ids"][row][mask[row].bool()], self._variants(c))
-                    for c in request.candidates
-                }
-            probs, mass = renormalise(raw)
+                raw = {c: self._sequence_prob(first, prompt, self._variants(c), request.temperature)
+                       for c in request.candidates}
+            probs, mass = renormalise(raw, request.temperature)
             results.append(ScoreResult(request.key, probs, mass, time.perf_counter() - started, int(mask[row].sum())))
         return results
 
-    def _sequence_prob(self, first: torch.Tensor, prompt: torch.Tensor, variants: list[list[int]]) -> float:
+    def _fp32_logits(self, ids: torch.Tensor, mask: torch.Tensor, keep: int) -> np.ndarray:
+        """Logits of the last `keep` positions, (batch, keep, vocab), computed in fp32."""
+        head = self.model.get_output_embeddings()
+        captured: list[torch.Tensor] = []
+        hook = head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+        try:
+            self.model(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), **{_KEEP_KW: keep})
+        finally:
+            hook.remove()
+        hidden = captured[-1][:, -keep:, :].float()
+        logits = hidden @ self._head_weight_fp32().T
+        if getattr(head, "bias", None) is not None:
+            logits = logits + head.bias.float()
+        cap = getattr(self.model.config, "final_logit_softcapping", None)
+        if cap:  # Gemma-style models squash their logits; the fp32 path must do the same
+            logits = torch.tanh(logits / cap) * cap
+        return logits.cpu().numpy()
+
+    def _head_weight_fp32(self) -> torch.Tensor:
+        """The LM head's weight in fp32, made once (the same tensor when the model is fp32 already)."""
+        if not hasattr(self, "_head_fp32"):
+            self._head_fp32 = self.model.get_output_embeddings().weight.float()
+        return self._head_fp32
+
+    def _sequence_prob(self, first: np.ndarray, prompt: torch.Tensor, variants: list[list[int]], temperature: float) -> float:
         """P(reply starts with any variant). Single-token variants read the first-step distribution."""
         total = 0.0
         for ids in variants:
             if len(ids) == 1:
-                total += float(first[ids[0]])
+                total += float(np.exp(first[ids[0]]))
             else:
-                total += float(self._continuation_logprob(prompt, [ids])[0][0].exp())
+                total += float(np.exp(self._continuation_logprob(prompt, [ids], temperature)[0][0]))
         return total
 
-    def _continuation_logprob(self, prompt: torch.Tensor, continuations: list[list[int]]):
-        """(log P(continuation | prompt), next-token distribution after it) for each continuation."""
+    def _continuation_logprob(self, prompt: torch.Tensor, continuations: list[list[int]], temperature: float):
+        """(log P(continuation | prompt), next-token log-probs after it) for each continuation."""
         rows = [torch.cat([prompt, torch.tensor(c, device=prompt.device)]) for c in continuations]
         width = max(len(r) for r in rows)
         pad = self.tokenizer.pad_token_id
         ids = torch.stack([torch.cat([r.new_full((width - len(r),), pad), r]) for r in rows])
         mask = torch.stack([torch.cat([r.new_zeros(width - len(r)), r.new_ones(len(r))]) for r in rows])
-        logp = torch.log_softmax(
-            self.model(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask)).logits.float(), dim=-1
-        )
+        keep = max(len(c) for c in continuations) + 1
+        logp = tempered_logprobs(self._fp32_logits(ids, mask, keep), temperature)
         out = []
         for row, cont in enumerate(continuations):
             n = len(cont)
-            # logits at position t predict token t+1: the continuation's tokens sit in the last n slots.
-            steps = logp[row, width - n - 1 : width - 1]
-            lp = steps.gather(1, torch.tensor(cont, device=steps.device).unsqueeze(1)).sum()
-            out.append((lp.cpu(), logp[row, -1].exp().cpu()))
+            # Position t predicts token t+1: the continuation's tokens are predicted by the n positions
+            # before the last one (rows are left-padded, so every row ends at the same place).
+            steps = logp[row, keep - n - 1 : keep - 1]
+            out.append((float(steps[np.arange(n), cont].sum()), logp[row, -1]))
         return out
 
-    def _amount_probs(self, prompt: torch.Tensor, candidates: Sequence[str]) -> dict[str, float]:
-        """P(reply is exactly this amount): its tokens, then a token that does not extend the number."""
-        digit_start = self._digit_start_mask()
-        conts = [self.tokenizer.encode(c, add_special_tokens=False) for c in candidates]
-        scored = self._continuation_logprob(prompt, conts)
-        return {c: float(lp.exp()) * float(1.0 - nxt[digit_start].sum()) for c, (lp, nxt) in zip(candidates, scored)}
+    def _amount_probs(self, prompt: torch.Tensor, candidates: Sequence[str], temperature: float) -> dict[str, float]:
+        """P(reply is exactly this amount): its tokens (with or without a leading space, as after
+        "Answer:"), then a token that does not extend the number."""
+        variants = [(c, ids) for c in candidates for ids in self._variants(c)]
+        scored = self._continuation_logprob(prompt, [ids for _, ids in variants], temperature)
+        digit_start = self._digit_start_mask(len(scored[0][1]))
+        probs = dict.fromkeys(candidates, 0.0)
+        for (c, _), (lp, nxt) in zip(variants, scored):
+            probs[c] += float(np.exp(lp)) * float(1.0 - np.exp(nxt[digit_start]).sum())
+        return probs
 
-    def _digit_start_mask(self) -> torch.Tensor:
+    def _digit_start_mask(self, size: int) -> np.ndarray:
+        """Which of `size` token ids would extend a number; ids past the tokenizer's (the head's
+        padding rows, e.g. 151,936 logits for Qwen's 151,665 tokens) never do."""
         if not hasattr(self, "_digit_mask"):
             vocab = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
-            self._digit_mask = torch.tensor([extends_number(t) for t in vocab])
-        return self._digit_mask
+            self._digit_mask = np.array([extends_number(t) for t in vocab])
+        mask = np.zeros(size, dtype=bool)
+        mask[: min(size, len(self._digit_mask))] = self._digit_mask[:size]
+        return mask
 
     def close(self) -> None:
         del self.model

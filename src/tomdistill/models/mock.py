@@ -15,7 +15,20 @@ import time
 from collections.abc import Iterator, Sequence
 from urllib.parse import unquote
 
-from .base import BackendError, GenRequest, GenResult, Model, ModelInfo, SamplingSettings, ScoreRequest, ScoreResult
+import numpy as np
+
+from .base import (
+    BackendError,
+    GenRequest,
+    GenResult,
+    Model,
+    ModelInfo,
+    SamplingSettings,
+    ScoreRequest,
+    ScoreResult,
+    renormalise,
+    tempered_logprobs,
+)
 from .registry import ModelOptions
 
 
@@ -55,11 +68,15 @@ class MockModel(Model):
             yield GenResult(request.key, self._reply(request), latency_s=self.delay, prompt_tokens=0, completion_tokens=1)
 
     def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
+        """P(first action) = rate at temperature 1, tempered like a real model's softmax."""
         for request in requests:
             cands = request.candidates
             if len(cands) == 2:
-                probs = {cands[0]: self.rate, cands[1]: 1 - self.rate}
+                logp = tempered_logprobs(np.log([max(self.rate, 1e-300), max(1 - self.rate, 1e-300)]),
+                                         request.temperature)
+                raw = {c: float(np.exp(lp)) for c, lp in zip(cands, logp)}
             else:  # an amount: all mass on the candidate nearest rate * max
                 target = round(self.rate * (len(cands) - 1))
-                probs = {c: float(i == target) for i, c in enumerate(cands)}
-            yield ScoreResult(request.key, probs, valid_mass=1.0, latency_s=0.0)
+                raw = {c: float(i == target) for i, c in enumerate(cands)}
+            probs, mass = renormalise(raw, request.temperature)
+            yield ScoreResult(request.key, probs, valid_mass=mass, latency_s=0.0)

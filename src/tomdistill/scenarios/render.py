@@ -53,6 +53,8 @@ class ProtocolText(BaseModel):
     system: str = Field(min_length=1)
     choice: str = Field(min_length=1, description="Instruction for matrix games (pick an action).")
     number: str = Field(min_length=1, description="Instruction for numeric games (give an amount).")
+    reply_prefix: str = Field("", description="Fixed text the reply starts with (motivated: 'Answer:'); "
+                                              "score mode weighs the decision right after it.")
 
 
 def num(value: float) -> str:
@@ -144,6 +146,11 @@ def protocol_texts() -> dict[str, ProtocolText]:
     with (builtin_library_dir() / "protocols.toml").open("rb") as fh:
         data = tomllib.load(fh)
     return {name: ProtocolText.model_validate(data[name]) for name in PROTOCOLS}
+
+
+def reply_prefix(protocol: Protocol) -> str:
+    """The fixed text a reply in `protocol` starts with, before the decision ('' for `answer`)."""
+    return protocol_texts()[protocol].reply_prefix
 
 
 @dataclass(frozen=True)
