@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -27,3 +28,23 @@ def _model_cache(tmp_path_factory) -> None:
     # Converted default models are reused across test runs when TOMDISTILL_CACHE is set outside;
     # otherwise they go to the user cache like for any user.
     os.environ.setdefault("TOMDISTILL_CACHE", str(Path.home() / ".cache" / "tomdistill"))
+
+
+@pytest.fixture()
+def stub_train(monkeypatch) -> list[Path]:
+    """Training replaced by a stub that writes an adapter folder's files: no model is loaded.
+
+    Lets `tomdistill run` go through every stage on mock models in seconds; returns the adapter
+    folders it was asked to write."""
+    from tomdistill import train as train_module
+
+    calls: list[Path] = []
+
+    def stub(student, data_dir, out, config, *, resume=False, progress=True):
+        calls.append(out)
+        (out / "adapter_config.json").write_text("{}")
+        (out / "train_config.json").write_text(json.dumps({"student": student}))
+        return train_module.TrainResult(str(out), student, 1, 1, 0.5, 0.0, None)
+
+    monkeypatch.setattr(train_module, "train", stub)
+    return calls

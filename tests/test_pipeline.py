@@ -59,6 +59,51 @@ def test_stage_keys_follow_their_inputs(tmp_path) -> None:
     assert changed == {"train", "student", "evaluate", "report"}  # teacher, dataset and base are reused
     bootstrap = Pipeline(Config.model_validate({"evaluate": {"bootstrap": 10}}), tmp_path).keys
     assert {s for s in STAGES if base[s] != bootstrap[s]} == {"evaluate", "report"}
+    # The comparison temperature changes every scored stage, and nothing the training depends on.
+    hotter = Pipeline(Config.model_validate({"evaluate": {"temperature": 1.0}}), tmp_path).keys
+    assert {s for s in STAGES if base[s] != hotter[s]} == {"teacher_score", "base", "student", "evaluate", "report"}
+
+
+MOCK = """
+seed = 1
+[scenarios]
+include = ["team/*", "sports/*", "community/*"]
+[teacher]
+model = "{teacher}"
+samples = 3
+[student]
+model = "mock:rate=0.9"
+[evaluate]
+bootstrap = 50
+"""
+
+
+@pytest.mark.parametrize(("teacher", "mode"), [("mock:rate=0.3", "score"), ("mock:rate=0.3,noscore=1", "sample")],
+                         ids=["scored", "cannot-be-scored"])
+def test_the_teacher_reference_is_scored_on_every_split(teacher, mode, tmp_path, stub_train, capsys) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(MOCK.replace("{teacher}", teacher))
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out)]) == 0, capsys.readouterr().err
+    manifest = json.loads((out / "manifest.json").read_text())
+    reference = manifest["stages"]["teacher_score"]["details"]
+    assert reference["mode"] == mode and reference["run"] == manifest["runs"]["teacher"]
+    assert ("fallback" in reference) == (mode == "sample")
+    report = load_report(out / "eval.json")
+    assert report.temperature == 0.8
+    teacher_source = next(s for s in report.sources if s.role == "teacher")
+    assert teacher_source.mode == mode and teacher_source.run == reference["run"]
+    assert set(report.splits) == {"train", "heldout_context", "heldout_game", "heldout_pgg"}
+    cell = report.splits["heldout_context"].cells[0]
+    assert cell.teacher.source == ("score" if mode == "score" else "samples")
+    if mode == "score":  # the mock's 0.3 at temperature 1, tempered to 0.8
+        assert cell.teacher.value == pytest.approx(100 * 0.3 ** 1.25 / (0.3 ** 1.25 + 0.7 ** 1.25))
+    # The sampled teacher run (motivations for the dataset) covers the train split only.
+    from tomdistill.store import Store
+
+    with Store(out / "tomdistill.db", readonly=True) as store:
+        sampled = store.require_run(manifest["runs"]["teacher_samples"])
+        assert {s.split for s in store.samples(sampled.id)} == {"train"}
 
 
 @pytest.mark.e2e

@@ -71,23 +71,6 @@ def db(tmp_path: Path) -> Path:
     return make_store(tmp_path / "store.db")
 
 
-@pytest.fixture()
-def stub_train(monkeypatch) -> list[Path]:
-    """Training replaced by a stub that writes an adapter folder's files: no model is loaded."""
-    from tomdistill import train as train_module
-
-    calls: list[Path] = []
-
-    def stub(student, data_dir, out, config, *, resume=False, progress=True):
-        calls.append(out)
-        (out / "adapter_config.json").write_text("{}")
-        (out / "train_config.json").write_text(json.dumps({"student": student}))
-        return train_module.TrainResult(str(out), student, 1, 1, 0.5, 0.0, None)
-
-    monkeypatch.setattr(train_module, "train", stub)
-    return calls
-
-
 # --- tomdistill run ----------------------------------------------------------------------------
 
 def test_run_refuses_a_users_folder(tmp_path, config_file, capsys) -> None:

@@ -22,6 +22,7 @@ from .config import load_config
 from .elicit import MODES
 from .errors import TomdistillError
 from .models.base import SEED_MAX, SEED_MIN, BackendError, SamplingSettings
+from .pipeline import STAGES
 from .progress import progress_bar
 from .scenarios import PROTOCOLS, Library, load_library, prompt_hash, render
 from .signals import stop_exit_code, stop_word
@@ -500,7 +501,7 @@ def config_show(
 def run(
     config: Annotated[Path | None, typer.Argument(help="Run config (TOML); default: the built-in CPU config (`tomdistill config show`).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output folder (default: the config's `out`, tomdistill-run).")] = None,
-    force: Annotated[list[str] | None, typer.Option("--force", help="Redo this stage and those after it: teacher, dataset, train, base, student, evaluate, report. Repeatable.")] = None,
+    force: Annotated[list[str] | None, typer.Option("--force", help=f"Redo this stage and those after it: {', '.join(STAGES)}. Repeatable.")] = None,
 ) -> None:
     """Run the whole pipeline: teacher -> dataset -> LoRA training -> base/student evaluation -> eval.json -> report.
 

@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError, describe_validation_error
 from .models.base import SamplingSettings
@@ -101,20 +101,24 @@ EVAL_SPLITS = ["train", "heldout_context", "heldout_game", "heldout_pgg"]
 
 
 class TeacherConfig(BaseModel):
-    """The large model whose answers are distilled; asked with a motivation, sampled."""
+    """The large model whose answers are distilled: sampled with motivations (the training data),
+    and scored exactly on every evaluation split (its reference decisions)."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     model: str = Field("default:teacher", description="Model spec: default:teacher, hf:FOLDER, openai:MODEL, ...")
     base_url: str | None = Field(None, description="Server URL for openai: models (the key comes from OPENAI_API_KEY).")
     protocol: Literal["answer", "motivated"] = Field("motivated", description="How the teacher is asked.")
-    samples: int = Field(4, ge=1, description="Sampled answers per scenario (the paper used 300).")
+    samples: int = Field(4, ge=1, description="Sampled answers (with motivations) per scenario for the dataset "
+                                                "(the paper used 300); also per evaluation scenario when the "
+                                                "teacher cannot be scored.")
     splits: SplitList = Field(
-        default_factory=lambda: list(EVAL_SPLITS),
-        description="Splits the teacher answers: train feeds the dataset; all of them are the evaluation targets.",
+        default_factory=lambda: ["train"],
+        description="Splits the teacher is sampled on (motivations; the dataset reads train). Its decisions on "
+        "every evaluation split are scored exactly, whatever this says.",
     )
     sampling: SamplingSettings = Field(
         default_factory=lambda: SamplingSettings(max_new_tokens=96),
-        description="temperature (paper: 0.8), top_p, max_new_tokens.",
+        description="Sampling of the training answers: temperature (paper: 0.8), top_p, max_new_tokens.",
     )
     batch_size: int | None = Field(None, ge=1, description="Prompts per batch on hf backends.")
     dtype: DType = Field("auto", description="hf backends: auto (float32 when scoring, else bf16 where the hardware has it), float32, bfloat16, float16.")
@@ -131,7 +135,10 @@ class StudentConfig(BaseModel):
     )
     protocol: Literal["answer", "motivated"] = Field("answer", description="How the students are asked (paper: answer only).")
     samples: int = Field(20, ge=1, description="Replies per scenario in sample mode.")
-    sampling: SamplingSettings = Field(default_factory=SamplingSettings, description="Sampling settings in sample mode.")
+    sampling: SamplingSettings = Field(
+        default_factory=SamplingSettings,
+        description="Sampling settings in sample mode; the temperature must be evaluate.temperature.",
+    )
     batch_size: int | None = Field(None, ge=1, description="Prompts per batch.")
     dtype: DType = Field("auto", description="auto (float32 when scoring, else bf16 where the hardware has it), float32, bfloat16, float16.")
 
@@ -146,6 +153,10 @@ class EvaluateConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     splits: SplitList = Field(default_factory=lambda: list(EVAL_SPLITS), description="Splits base and student are measured on.")
     bootstrap: int = Field(2000, ge=0, description="Bootstrap resamples for gap_closed intervals.")
+    temperature: float = Field(
+        0.8, ge=0, description="The one temperature teacher, base and student are compared at: their action "
+        "distributions are scored at it (the paper sampled at 0.8)."
+    )
 
 
 class Config(BaseModel):
@@ -160,6 +171,15 @@ class Config(BaseModel):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    @model_validator(mode="after")
+    def _one_temperature(self) -> Config:
+        # Sampled students are compared with scored roles: both must describe the distribution at
+        # one temperature, or the gap between them would partly be the temperature's.
+        if self.student.mode == "sample" and self.student.sampling.temperature != self.evaluate.temperature:
+            raise ValueError(f"student.sampling.temperature ({self.student.sampling.temperature:g}) must equal "
+                             f"evaluate.temperature ({self.evaluate.temperature:g}): every role is compared at one")
+        return self
 
 
 def config_toml(config: Config) -> str:

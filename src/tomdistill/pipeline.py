@@ -1,6 +1,7 @@
 """`tomdistill run`: the whole paper pipeline in one resumable command.
 
-    teacher (motivated, sampled) -> dataset (train split) -> LoRA training of the student
+    teacher (motivated, sampled on train) -> teacher_score (its exact decisions on every split)
+    -> dataset (train split) -> LoRA training of the student
     -> base and fine-tuned student measured on every evaluation split -> eval.json -> report
 
 Each stage has a key: a hash of its settings and of the keys of the stages it reads. A stage
@@ -29,12 +30,13 @@ from typing import Any
 
 from .config import Config
 from .errors import TomdistillError
+from .models.base import SamplingSettings
 from .outdirs import Legacy, check_dir, claim_dir, replace_owned_dir
 from .progress import progress_bar
 from .scenarios import Scenario, load_library, prompt_hash, render
 from .versions import package_versions
 
-STAGES = ("teacher", "dataset", "train", "base", "student", "evaluate", "report")
+STAGES = ("teacher", "teacher_score", "dataset", "train", "base", "student", "evaluate", "report")
 STATE_FILE = "pipeline.json"
 MANIFEST_FILE = "manifest.json"
 STORE_FILE = "tomdistill.db"
@@ -164,18 +166,24 @@ class Pipeline:
 
     def _stage_keys(self) -> dict[str, str]:
         c = self.config
-        teacher = _key("teacher", c.teacher.model_dump(mode="json", exclude={"batch_size", "concurrency"}), c.seed,
-                       _prompts_key(self.scenarios(c.teacher.splits), c.teacher.protocol))
+        from .models.base import SCORING_VERSION
         from .scenarios.parse import PARSER_VERSION
 
+        teacher = _key("teacher", c.teacher.model_dump(mode="json", exclude={"batch_size", "concurrency"}), c.seed,
+                       _prompts_key(self.scenarios(c.teacher.splits), c.teacher.protocol))
+        # Scored runs depend on what scoring computes (its version) and the one comparison temperature.
+        scoring = (SCORING_VERSION, c.evaluate.temperature)
+        teacher_score = _key("teacher_score", c.teacher.model, c.teacher.base_url, c.teacher.protocol, c.teacher.samples,
+                             scoring, c.seed, _prompts_key(self.scenarios(c.evaluate.splits), c.teacher.protocol))
         dataset = _key("dataset", teacher, c.dataset.model_dump(), PARSER_VERSION)
         train = _key("train", dataset, c.student.model, c.train.model_dump(mode="json"))
-        base = _key("base", c.student.model_dump(mode="json", exclude={"batch_size"}), c.seed,
+        base = _key("base", c.student.model_dump(mode="json", exclude={"batch_size"}), c.seed, scoring,
                     _prompts_key(self.scenarios(c.evaluate.splits), c.student.protocol))
         student = _key("student", base, train)
-        evaluate = _key("evaluate", teacher, base, student, c.evaluate.model_dump(), c.seed)
+        evaluate = _key("evaluate", teacher_score, base, student, c.evaluate.model_dump(), c.seed)
         report = _key("report", evaluate)
-        return dict(teacher=teacher, dataset=dataset, train=train, base=base, student=student, evaluate=evaluate, report=report)
+        return dict(teacher=teacher, teacher_score=teacher_score, dataset=dataset, train=train, base=base,
+                    student=student, evaluate=evaluate, report=report)
 
     def run_name(self, stage: str) -> str:
         return f"{stage}-{self.keys[stage]}"
@@ -223,21 +231,22 @@ class Pipeline:
 
     def _elicit(self, role: str, spec: str, splits: list[str], *, protocol: str, mode: str, samples: int, sampling,
                 adapter: Path | None = None, batch_size: int | None = None, base_url: str | None = None,
-                concurrency: int = 8, dtype: str = "auto") -> dict[str, Any]:
+                concurrency: int = 8, dtype: str = "auto", run: str | None = None) -> dict[str, Any]:
         from .elicit import elicit
         from .models.registry import ModelOptions, load_model
         from .store import Store
 
+        run = run or self.run_name(role)
         if role in self.force:  # a forced elicitation starts its run afresh instead of resuming it
             with Store(self.paths["store"]) as store:
-                store.delete_run(self.run_name(role))
+                store.delete_run(run)
         scenarios = self.scenarios(splits)
         model = load_model(spec, ModelOptions(adapter=adapter, batch_size=batch_size, base_url=base_url,
                                               concurrency=concurrency, dtype=dtype).for_mode(mode))
         try:
             with Store(self.paths["store"]) as store, progress_bar(f"{role}: {spec}") as progress:
                 summary = elicit(
-                    store, model, scenarios, run_name=self.run_name(role), protocol=protocol, mode=mode,  # type: ignore[arg-type]
+                    store, model, scenarios, run_name=run, protocol=protocol, mode=mode,  # type: ignore[arg-type]
                     samples=samples, settings=sampling, seed=self.config.seed,
                     adapter=str(adapter) if adapter else None, progress=progress,
                 )
@@ -245,7 +254,7 @@ class Pipeline:
             model.close()
         valid = sum(s.valid for s in summary.scenarios)
         total = sum(s.n for s in summary.scenarios)
-        return {"run": self.run_name(role), "model": spec, "samples": total, "valid": valid, "new": summary.new,
+        return {"run": run, "mode": mode, "model": spec, "samples": total, "valid": valid, "new": summary.new,
                 "model_info": model.info().details}
 
     def teacher(self) -> dict[str, Any]:
@@ -253,6 +262,27 @@ class Pipeline:
         return self._elicit("teacher", t.model, t.splits, protocol=t.protocol, mode="sample", samples=t.samples,
                             sampling=t.sampling, batch_size=t.batch_size, base_url=t.base_url, concurrency=t.concurrency,
                             dtype=t.dtype)
+
+    def teacher_score(self) -> dict[str, Any]:
+        """The teacher's exact decisions on every evaluation split, at the comparison temperature.
+
+        One forward pass per scenario. A teacher that cannot be scored (a server without
+        log-probs) is sampled instead, `teacher.samples` replies per scenario at that temperature,
+        and evaluation then treats its rates as sampled (with their noise)."""
+        from .models.base import UnsupportedError
+
+        t, temperature = self.config.teacher, self.config.evaluate.temperature
+        common = dict(protocol=t.protocol, samples=t.samples, batch_size=t.batch_size, base_url=t.base_url,
+                      concurrency=t.concurrency, dtype=t.dtype)
+        try:
+            return self._elicit("teacher_score", t.model, self.config.evaluate.splits, mode="score",
+                                sampling=SamplingSettings(temperature=temperature), **common)
+        except UnsupportedError as exc:
+            self.log(f"[teacher_score] {exc}; sampling {t.samples} replies per scenario instead")
+            details = self._elicit("teacher_score", t.model, self.config.evaluate.splits, mode="sample",
+                                   sampling=t.sampling.model_copy(update={"temperature": temperature}),
+                                   run=self.run_name("teacher_score") + "-sampled", **common)
+            return details | {"fallback": str(exc)}
 
     def dataset(self) -> dict[str, Any]:
         from .dataset import build_dataset
@@ -283,15 +313,26 @@ class Pipeline:
 
     def _student_run(self, role: str, adapter: Path | None) -> dict[str, Any]:
         s = self.config.student
+        # Score mode reads the temperature from the settings: the comparison temperature (which
+        # the config already requires of a sampled student's settings).
+        sampling = s.sampling.model_copy(update={"temperature": self.config.evaluate.temperature})
         return self._elicit(role, s.model, self.config.evaluate.splits, protocol=s.protocol, mode=s.mode,
-                            samples=s.samples, sampling=s.sampling, adapter=adapter, batch_size=s.batch_size,
+                            samples=s.samples, sampling=sampling, adapter=adapter, batch_size=s.batch_size,
                             dtype=s.dtype)
+
+    def _eval_runs(self) -> dict[str, str]:
+        """The runs evaluation compares: the teacher's reference run (scored, or sampled as a
+        fallback, as its stage recorded), and the base and fine-tuned student."""
+        reference = self.records.get("teacher_score")
+        teacher = reference.details.get("run") if reference else None
+        return {"teacher": teacher or self.run_name("teacher_score"),
+                "base": self.run_name("base"), "student": self.run_name("student")}
 
     def evaluate(self) -> dict[str, Any]:
         from .evaluate import evaluate_runs, save_report
         from .store import Store
 
-        runs = {role: self.run_name(role) for role in ("teacher", "base", "student")}
+        runs = self._eval_runs()
         with Store(self.paths["store"]) as store:
             report = evaluate_runs(store, runs, self.library, bootstrap=self.config.evaluate.bootstrap, seed=self.config.seed)
         save_report(report, self.paths["eval"])
@@ -313,6 +354,7 @@ class Pipeline:
         claim_dir(self.out, RUN_KIND, legacy=_is_run_folder, hint=OUT_HINT)
         started = time.perf_counter()
         self._stage("teacher", self.teacher)
+        self._stage("teacher_score", self.teacher_score)
         self._stage("dataset", self.dataset)
         self._stage("train", self.train)
         self._stage("base", lambda: self._student_run("base", None))
@@ -328,7 +370,7 @@ class Pipeline:
             "config": self.config.model_dump(mode="json"),
             "versions": package_versions(),
             "stage_keys": self.keys,
-            "runs": {role: self.run_name(role) for role in ("teacher", "base", "student")},
+            "runs": {"teacher_samples": self.run_name("teacher")} | self._eval_runs(),
             "seeds": {"run": self.config.seed, "train": self.config.train.seed},
             "stages": {name: vars(rec) for name, rec in result.stages.items()},
             "wall_s_this_invocation": round(wall, 1),

@@ -5,6 +5,7 @@ Spec: `mock:` followed by comma-separated settings, e.g. `mock:rate=0.7,delay=0.
     text=T      always reply T (URL-style escapes allowed, e.g. %0A for a new line)
     delay=S     sleep S seconds per reply (to test interruptions)
     fail_after=N  raise BackendError after N replies (to test a run that stops and resumes)
+    noscore=1   refuse score mode, like a server without log-probs (to test the sampled fallback)
 A test can also pass a callable as `ModelOptions(extra={"script": fn})`; fn(request) -> reply text.
 """
 
@@ -26,6 +27,7 @@ from .base import (
     SamplingSettings,
     ScoreRequest,
     ScoreResult,
+    UnsupportedError,
     renormalise,
     tempered_logprobs,
 )
@@ -42,6 +44,7 @@ class MockModel(Model):
         self.text = unquote(fields["text"]) if "text" in fields else None
         self.delay = float(fields.get("delay", 0))
         self.fail_after = int(fields["fail_after"]) if "fail_after" in fields else None
+        self.scorable = fields.get("noscore") != "1"
         self.script = options.extra.get("script")
         self.calls = 0
 
@@ -69,6 +72,9 @@ class MockModel(Model):
 
     def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
         """P(first action) = rate at temperature 1, tempered like a real model's softmax."""
+        if not self.scorable:
+            raise UnsupportedError(f"{self.spec}: this model gives no log-probs, so it cannot be scored; "
+                                   "use --mode sample")
         for request in requests:
             cands = request.candidates
             if len(cands) == 2:
