@@ -30,13 +30,37 @@ ATTACKS = {
     "repeat-a-gigabyte": "{{ 'x' * 10**9 }}",
     "tower-of-powers": "{{ 10 ** 10 ** 10 ** 10 ** 10 ** 10 }}",
     "str-format-attribute": "{{ '{0.__class__}'.format(actions) }}",
+    # Found by an adversarial pass after the first fix: ways to exhaust memory or CPU, or to crash.
+    "replace-blow-up": "{{ ('x' * 10000) | replace('x', 'x' * 10000) | length }}",
+    "join-of-repeated-list": "{{ (['x' * 10000] * 10000) | join | length }}",
+    "center-a-gigabyte": "{{ 'abc'.center(1000000000) }}",
+    "format-width": "{{ '{0:>200000000}'.format('x') }}",
+    "percent-width": "{{ '%0200000000d' % 1 }}",
+    "percent-mapping": "{{ '%(a)s' % payoffs }}",
+    "set-and-square": "{% set a = 10 ** 900 %}{% set a = a * a %}{{ a }}",
+    "concat-doubling": "{% set a = 'x' * 10000 %}{% set a = a ~ a %}{{ a }}",
+    "big-product": "{{ 10 ** 1000 * 10 ** 1000 }}",
+    "nested-loops-over-text": "{% for i in 'x' * 10000 %}{% for j in 'x' * 10000 %}{% endfor %}{% endfor %}",
+    "recursive-macro": "{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}",
+    "include": "{% include 'x' %}",
 }
 #: Words the one-line error must contain for each attack (the sandbox's or Jinja2's reason).
 REASONS = {
-    "popen-via-lipsum": "'lipsum' is undefined",
-    "range-of-a-billion": "'range' is undefined",
+    "popen-via-lipsum": "calling anything but num",
+    "cycler-init-globals": "calling anything but num",
+    "range-of-a-billion": "'for' may only loop over the game's data",
     "repeat-a-gigabyte": "repeating text",
     "tower-of-powers": "powers",
+    "replace-blow-up": "filter 'replace' is not allowed",
+    "join-of-repeated-list": "repeating a list",
+    "center-a-gigabyte": "calling anything but num",
+    "percent-width": "'%' formatting",
+    "set-and-square": "'Assign'",
+    "concat-doubling": "'Assign'",
+    "big-product": "products above",
+    "nested-loops-over-text": "'for' may only loop over the game's data",
+    "recursive-macro": "'Macro'",
+    "include": "'Include'",
 }
 
 
@@ -87,3 +111,12 @@ def test_the_allowed_filters_still_render(tmp_path: Path) -> None:
 
     text = render(scenario, "answer")[1]["content"]
     assert text.startswith("Options: c or d; best 10; 2 options.")
+
+
+def test_joins_over_a_long_user_list_are_bounded(tmp_path: Path, capsys) -> None:
+    # A game's `contexts` is a list the user controls; nested joins would multiply its length.
+    lib = tmp_path / "lib.toml"
+    text = "{{ contexts | join(contexts | join('x' * 10000)) }}"
+    lib.write_text(TEMPLATE.replace("{text}", text).replace('contexts = ["team"]', f"contexts = {['team'] * 50}"))
+    run_bad(["scenarios", "list", "--library", str(lib)], "joining beyond 100,000 characters is not allowed", capsys,
+            watch=tmp_path)
