@@ -20,6 +20,47 @@ KEY = "sk-planted-test-key-0123456789"
 #: plan(seed, attempt) -> action; attempt counts from 0 per seed.
 Plan = Callable[[int, int], str]
 
+#: Score mode with the reply prefix "Answer:". The answer token's top log-probs (what a server
+#: that continues "Answer:" lists, and what sits at the answer token of a sampled reply).
+AFTER_PREFIX = [(" C", 0.5), (" D", 0.3), (" <", 0.1), ("C", 0.05)]
+#: The first token of a fresh reply: what a server that ignores continue_final_message lists.
+FRESH_START = [("Answer", 0.9), ("C", 0.06)]
+#: A sampled motivated reply, token by token; "miss" replies skip the prefix.
+SAMPLED = ["Answer", ":", " C", "\n", "Motivation", ":", " fair", "."]
+MISSED = ["C", "\n", "Motivation", ":", " fair", "."]
+#: Actions that answer with log-probs the way servers do: "honours" continues a final assistant
+#: message (vLLM), "rejects" answers continue_final_message with HTTP 400 (OpenAI), "ignores"
+#: drops it (a fresh reply); all three sample replies that begin with the prefix, "miss" one that does not.
+PREFIX_ACTIONS = ("honours", "rejects", "ignores", "miss")
+
+
+def logprob_reply(tokens: list[str], answer_at: int | None = None) -> dict:
+    """A chat completion of `tokens` with per-token logprobs; AFTER_PREFIX is listed at `answer_at`,
+    FRESH_START at a fresh reply's first token, the sampled token alone elsewhere."""
+    def top(i: int, token: str) -> list[tuple[str, float]]:
+        if i == answer_at:
+            return AFTER_PREFIX
+        return FRESH_START if token == "Answer" and i == 0 else [(token, 0.9)]
+
+    content = [{"token": t, "logprob": math.log(dict(top(i, t)).get(t, 0.01)),
+                "top_logprobs": [{"token": a, "logprob": math.log(p)} for a, p in top(i, t)]}
+               for i, t in enumerate(tokens)]
+    return {"choices": [{"message": {"role": "assistant", "content": "".join(tokens)}, "logprobs": {"content": content}}],
+            "usage": {"prompt_tokens": 13, "completion_tokens": len(tokens)}}
+
+
+def prefix_reply(action: str, body: dict) -> tuple[int, dict]:
+    """(status, reply) of a server of kind `action` (see PREFIX_ACTIONS) to a score request."""
+    last = body["messages"][-1]
+    continued = body.get("continue_final_message") is True and body.get("add_generation_prompt") is False
+    if continued and action == "rejects":
+        return 400, {"error": {"message": "Unrecognized request argument supplied: continue_final_message"}}
+    if continued and action == "honours" and last["role"] == "assistant" and last["content"] == "Answer:":
+        return 200, logprob_reply([" C"], answer_at=0)
+    if body.get("max_tokens") == 1:  # a fresh reply's first token
+        return 200, logprob_reply(["Answer"])
+    return 200, logprob_reply(MISSED) if action == "miss" else logprob_reply(SAMPLED, answer_at=2)
+
 
 class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
@@ -97,6 +138,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send(200, {"choices": [{"message": {"role": "assistant", "content": "" if action == "empty" else None}}]})
         elif action == "prose":  # valid JSON, but no decision in it: stored as invalid, never dropped
             self.send(200, {"choices": [{"message": {"role": "assistant", "content": "I would rather not say."}}]})
+        elif action in PREFIX_ACTIONS:
+            self.send(*prefix_reply(action, body))
         elif action == "logprobs":
             top = [("C", 0.5), (" C", 0.1), ("D", 0.2), ("The", 0.15)]
             content = [{"token": "C", "logprob": math.log(0.5),

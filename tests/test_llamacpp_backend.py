@@ -191,11 +191,55 @@ def test_amounts_are_whole_numbers_followed_by_a_non_digit(fake_llama_cpp) -> No
     def stops(last: str) -> float:
         return 1.0 - sum(prob(last, chr(i)) for i in range(VOCAB) if chr(i).isdigit() or chr(i) == ".")
 
-    raw = {c: prob(">", c) * stops(c) for c in amounts[:10]}
-    raw["10"] = prob(">", "1") * prob("1", "0") * stops("0")
+    def written(start: str, text: str) -> float:  # P(the reply goes on with `text` after character `start`)
+        return math.prod(prob(a, b) for a, b in zip(start + text, text, strict=False))
+
+    # Each amount as it is, or after a space (as it follows "Answer:"), then no further digit.
+    raw = {c: (written(">", c) + written(">", " " + c)) * stops(c[-1]) for c in amounts}
     assert result.valid_mass == pytest.approx(sum(raw.values()))
     assert result.probs == pytest.approx({c: p / sum(raw.values()) for c, p in raw.items()})
     assert sum(result.probs.values()) == pytest.approx(1.0)
+
+
+def tempered(last: str, token: str, temperature: float) -> float:
+    """The toy model's next-token probability at `temperature`: softmax(log p / T) over the vocabulary."""
+    weights = [prob(last, chr(i)) ** (1 / temperature) for i in range(VOCAB)]
+    return prob(last, token) ** (1 / temperature) / sum(weights)
+
+
+def test_score_conditions_on_the_reply_prefix(fake_llama_cpp, monkeypatch) -> None:
+    monkeypatch.setitem(TABLE, ":", {" ": 0.5, "C": 0.05, "D": 0.15})
+    model = load_model(f"llamacpp:{fake_llama_cpp}")
+    (result,) = model.score([ScoreRequest("k", MESSAGES, ("C", "D"), prefix="Answer:")])
+    # The distribution after "...<assistant>Answer:", not after "<assistant>".
+    raw_c = prob(":", "C") + prob(":", " ") * prob(" ", "C")
+    raw_d = prob(":", "D") + prob(":", " ") * prob(" ", "D")
+    assert result.probs == pytest.approx({"C": raw_c / (raw_c + raw_d), "D": raw_d / (raw_c + raw_d)})
+    assert result.valid_mass == pytest.approx(raw_c + raw_d)
+    prompt = "<system>Pick C or D.<user>Your move?<assistant>Answer:"
+    assert result.prompt_tokens == len(prompt)
+    assert list(FakeLlama.instances[0].input_ids[: len(prompt)]) == list(prompt.encode())
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_score_is_the_distribution_at_the_temperature(fake_llama_cpp, temperature) -> None:
+    model = load_model(f"llamacpp:{fake_llama_cpp}")
+    (result,) = model.score([ScoreRequest("k", MESSAGES, ("C", "D"), temperature=temperature)])
+    # Every position, the first and the one after " ", is tempered.
+    raw_c = tempered(">", "C", temperature) + tempered(">", " ", temperature) * tempered(" ", "C", temperature)
+    raw_d = tempered(">", "D", temperature) + tempered(">", " ", temperature) * tempered(" ", "D", temperature)
+    assert result.valid_mass == pytest.approx(raw_c + raw_d)
+    assert result.probs == pytest.approx({"C": raw_c / (raw_c + raw_d), "D": raw_d / (raw_c + raw_d)})
+    (plain,) = model.score([ScoreRequest("k", MESSAGES, ("C", "D"))])
+    assert plain.probs["C"] != pytest.approx(result.probs["C"])
+
+
+def test_greedy_score_puts_everything_on_the_likeliest_candidate(fake_llama_cpp, monkeypatch) -> None:
+    monkeypatch.setitem(TABLE, ">", {"D": 0.3, "C": 0.2})
+    model = load_model(f"llamacpp:{fake_llama_cpp}")
+    (result,) = model.score([ScoreRequest("k", MESSAGES, ("C", "D"), temperature=0)])
+    assert result.probs == {"C": 0.0, "D": 1.0}
+    assert 0 < result.valid_mass < 1
 
 
 def test_no_mass_on_any_candidate_gives_zeros(fake_llama_cpp, monkeypatch) -> None:

@@ -11,11 +11,19 @@ from collections import Counter
 
 import pytest
 
-from tomdistill.models.base import BackendError, GenRequest, SamplingSettings, ScoreRequest, UnsupportedError
-from tomdistill.models.openai_compat import OpenAIModel
+from tomdistill.errors import TomdistillError
+from tomdistill.models.base import (
+    BackendError,
+    GenRequest,
+    SamplingSettings,
+    ScoreRequest,
+    UnsupportedError,
+    answer_index,
+)
+from tomdistill.models.openai_compat import PREFIX_MODE_ENV, PREFIX_REPLY_TOKENS, OpenAIModel
 from tomdistill.models.registry import ModelOptions, load_model
 
-from fakeserver import KEY, Plan
+from fakeserver import AFTER_PREFIX, KEY, Plan
 
 pytest_plugins = ["fakeserver_fixtures"]  # the `serve` and `models` fixtures
 SETTINGS = SamplingSettings(temperature=0.7, max_new_tokens=16)
@@ -83,7 +91,7 @@ def test_exhausted_retries_name_the_server_not_the_key(serve, models, monkeypatc
     assert srv.url in message and "2 tries" in message and "HTTP 503" in message
     assert KEY not in message and KEY not in repr(err.value)
     assert KEY not in repr(model.info()) and KEY not in repr(model)
-    assert model.info().details == {"base_url": srv.url, "model": "fake-model"}
+    assert model.info().details == {"base_url": srv.url, "model": "fake-model", "prefix_mode": "auto"}
     assert srv.auth == [f"Bearer {KEY}"] * 2 and model.retries == 1
 
 
@@ -153,6 +161,166 @@ def test_score_without_logprobs_is_unsupported(serve, models) -> None:
     model = models(srv.url)
     with pytest.raises(UnsupportedError, match="--mode sample"):
         list(model.score([ScoreRequest(key="s", messages=MESSAGES, candidates=("C", "D"))]))
+
+
+# --- score mode after a reply prefix ("Answer:"): continued, sampled, or refused ---
+
+
+def prefixed(n: int, temperature: float = 1.0) -> list[ScoreRequest]:
+    return [ScoreRequest(("s", i), [{"role": "user", "content": f"Game {i}: C or D?"}], ("C", "D"), prefix="Answer:",
+                         temperature=temperature) for i in range(n)]
+
+
+def expected(top: list[tuple[str, float]], temperature: float = 1.0) -> tuple[dict[str, float], float]:
+    """(probs, valid mass) of C and D from a token's listed probabilities: at temperature 1 as they
+    are, else re-tempered over the listed tokens (p ** (1 / T), normalised over the list)."""
+    weight = {t: p if temperature == 1 else p ** (1 / temperature) for t, p in top}
+    total = 1.0 if temperature == 1 else sum(weight.values())
+    mass = {a: sum(w for t, w in weight.items() if t.strip() == a) / total for a in ("C", "D")}
+    return {a: m / sum(mass.values()) for a, m in mass.items()}, sum(mass.values())
+
+
+def is_continued(body: dict) -> bool:
+    return body.get("continue_final_message") is True and body.get("add_generation_prompt") is False
+
+
+def test_prefix_is_continued_where_the_server_does_it(serve, models) -> None:
+    srv = serve(lambda seed, attempt: "honours")
+    model = models(srv.url)
+    results = list(model.score(prefixed(3)))
+    probs, mass = expected(AFTER_PREFIX)
+    assert len(results) == 3 and all(r.probs == pytest.approx(probs) and r.valid_mass == pytest.approx(mass)
+                                     for r in results)
+    assert model.prefix_mode == "continue" and len(srv.bodies) == 3
+    for body in srv.bodies:
+        assert is_continued(body) and body["messages"][-1] == {"role": "assistant", "content": "Answer:"}
+        assert (body["max_tokens"], body["logprobs"], body["top_logprobs"]) == (1, True, 20)
+
+
+@pytest.mark.parametrize("server", ["rejects", "ignores"])
+def test_auto_falls_back_to_sampled_replies(serve, models, server) -> None:
+    srv = serve(lambda seed, attempt: server)
+    model = models(srv.url)
+    results = list(model.score(prefixed(3, temperature=0.7)))
+    probs, mass = expected(AFTER_PREFIX, 0.7)
+    assert all(r.probs == pytest.approx(probs) and r.valid_mass == pytest.approx(mass) for r in results)
+    assert model.prefix_mode == "sampled" and model.info().details["prefix_mode"] == "sampled"
+    probe, *sampled = srv.bodies
+    assert is_continued(probe) and len(sampled) == 3  # one try, then every request sampled
+    for body in sampled:
+        assert "continue_final_message" not in body and body["messages"][-1]["role"] == "user"
+        assert (body["max_tokens"], body["temperature"], body["logprobs"], body["top_logprobs"]) == (
+            PREFIX_REPLY_TOKENS, 0.7, True, 20)
+    assert len({b["seed"] for b in sampled}) == 3  # each prompt its own seed
+
+
+def test_sampled_mode_never_asks_for_continuation(serve, models) -> None:
+    srv = serve(lambda seed, attempt: "honours")
+    model = models(srv.url, extra={"prefix_mode": "sampled"})
+    [result] = model.score(prefixed(1))
+    assert result.probs == pytest.approx(expected(AFTER_PREFIX)[0])
+    assert len(srv.bodies) == 1 and not is_continued(srv.bodies[0])
+
+
+def test_continue_mode_on_a_server_that_refuses_it_stops(serve, models) -> None:
+    srv = serve(lambda seed, attempt: "rejects")
+    model = models(srv.url, extra={"prefix_mode": "continue"})
+    with pytest.raises(BackendError, match="HTTP 400.*continue_final_message"):
+        list(model.score(prefixed(1)))
+    assert len(srv.bodies) == 1 and model.retries == 0
+
+
+def test_a_reply_without_the_prefix_is_drawn_again(serve, models) -> None:
+    actions = iter(["miss", "miss", "honours"])
+    srv = serve(lambda seed, attempt: next(actions))
+    model = models(srv.url, extra={"prefix_mode": "sampled"})
+    [result] = model.score(prefixed(1))
+    assert result.probs == pytest.approx(expected(AFTER_PREFIX)[0]) and result.invalid_reason is None
+    first = srv.bodies[0]["seed"]
+    assert [b["seed"] for b in srv.bodies] == [first, first + 1, first + 2]
+    assert model.retry_reasons == Counter({"reply did not begin with 'Answer:' and an answer": 2})
+
+
+def test_no_reply_with_the_prefix_makes_an_invalid_record_not_an_error(serve, models) -> None:
+    srv = serve(lambda seed, attempt: "miss")
+    model = models(srv.url, extra={"prefix_mode": "sampled"})
+    results = list(model.score(prefixed(2)))
+    assert len(results) == 2 and len(srv.bodies) == 6
+    for result in results:
+        assert result.valid_mass == 0.0 and result.probs == {"C": 0.0, "D": 0.0}
+        assert result.invalid_reason == "none of 3 sampled replies began with 'Answer:' and an answer"
+
+
+@pytest.mark.parametrize("temperature", [0.5, 2.0])
+def test_scores_are_at_the_run_temperature(serve, models, temperature) -> None:
+    srv = serve(lambda seed, attempt: "honours")
+    model = models(srv.url)
+    [result] = model.score(prefixed(1, temperature))
+    probs, mass = expected(AFTER_PREFIX, temperature)
+    assert result.probs == pytest.approx(probs) and result.valid_mass == pytest.approx(mass)
+    assert result.probs["C"] != pytest.approx(expected(AFTER_PREFIX)[0]["C"])
+    assert srv.bodies[0]["temperature"] == 0  # the server's log-probs are at temperature 1; ours is applied here
+    plain = serve(lambda seed, attempt: "logprobs")
+    [first] = models(plain.url).score([ScoreRequest("t", MESSAGES, ("C", "D"), temperature=temperature)])
+    probs, mass = expected([("C", 0.5), (" C", 0.1), ("D", 0.2), ("The", 0.15)], temperature)
+    assert first.probs == pytest.approx(probs) and first.valid_mass == pytest.approx(mass)
+
+
+def test_greedy_scores_put_everything_on_the_likeliest(serve, models) -> None:
+    srv = serve(lambda seed, attempt: "honours")
+    [result] = models(srv.url).score(prefixed(1, temperature=0))
+    assert result.probs == {"C": 1.0, "D": 0.0}
+
+
+@pytest.mark.parametrize("mode", ["auto", "continue", "sampled"])
+def test_a_server_without_logprobs_says_use_sample_mode(serve, models, mode) -> None:
+    srv = serve()
+    model = models(srv.url, extra={"prefix_mode": mode})
+    with pytest.raises(UnsupportedError, match="does not return top_logprobs; use --mode sample") as err:
+        list(model.score(prefixed(2)))
+    assert "\n" not in str(err.value)
+
+
+def test_prefix_mode_comes_from_the_options_or_the_environment(serve, models, monkeypatch) -> None:
+    monkeypatch.setenv(PREFIX_MODE_ENV, "sampled")
+    assert models("http://127.0.0.1:9/v1").prefix_mode == "sampled"
+    assert models("http://127.0.0.1:9/v1", extra={"prefix_mode": "continue"}).prefix_mode == "continue"
+    monkeypatch.setenv(PREFIX_MODE_ENV, "always")
+    with pytest.raises(TomdistillError, match=f"{PREFIX_MODE_ENV}='always': expected one of auto, continue, sampled"):
+        models("http://127.0.0.1:9/v1")
+    with pytest.raises(TomdistillError, match="prefix_mode='x'"):
+        models("http://127.0.0.1:9/v1", extra={"prefix_mode": "x"})
+
+
+@pytest.mark.parametrize(("tokens", "prefix", "index"), [
+    (["Answer", ":", " C", "\n"], "Answer:", 2),
+    (["\n", "Answer", ":", " ", "D"], "Answer:", 4),  # leading and inner whitespace skipped
+    (["Answer:", " C"], "Answer:", 1),
+    (["Ans", "wer", ":", "C"], "Answer:", 3),
+    (["C", "\n", "Answer", ":"], "Answer:", None),  # the reply does not begin with the prefix
+    (["Answer", ": C"], "Answer:", None),  # the prefix ends inside a token
+    (["Answer", ":", " ", "\n"], "Answer:", None),  # the reply ends before an answer
+    ([], "Answer:", None),
+    ([" ", "C"], "", 1),
+])
+def test_answer_index_finds_the_token_after_the_prefix(tokens, prefix, index) -> None:
+    assert answer_index(tokens, prefix) == index
+
+
+def test_a_motivated_score_run_against_a_server_without_continuation(serve, tmp_path) -> None:
+    from tomdistill.cli import main
+    from tomdistill.store import Store
+
+    srv = serve(lambda seed, attempt: "rejects")
+    db = tmp_path / "s.db"
+    args = ["elicit", "--model", "openai:fake", "--base-url", srv.url, "--run", "t", "--scenario",
+            "business/prisoners_dilemma", "--protocol", "motivated", "--mode", "score", "--temperature", "0.5",
+            "--store", str(db)]
+    assert main(args) == 0
+    with Store(db) as store:
+        [sample] = store.samples(store.require_run("t").id)
+    assert sample.probs == pytest.approx(expected(AFTER_PREFIX, 0.5)[0]) and sample.valid
+    assert len(srv.bodies) == 2 and is_continued(srv.bodies[0]) and srv.bodies[1]["temperature"] == 0.5
 
 
 def test_closing_the_generator_early_does_not_hang_or_leak(serve, models) -> None:

@@ -29,7 +29,7 @@ from tomdistill.models.base import (
 from tomdistill.store import Store
 
 from badinput import make_store, run_bad, store_dump
-from fakeserver import FakeServer
+from fakeserver import SAMPLED, FakeServer, logprob_reply
 
 pytest_plugins = ["fakeserver_fixtures"]  # the `serve` and `models` fixtures
 SCENARIO = "diplomacy/prisoners_dilemma"
@@ -86,6 +86,27 @@ GARBLED_SCORE: dict[str, tuple[dict | bytes, str]] = {
 }
 
 
+def sampled_with(answer_top: object) -> dict:
+    """A sampled reply that begins with "Answer:" and lists `answer_top` at the answer token."""
+    body = logprob_reply(SAMPLED, answer_at=2)
+    body["choices"][0]["logprobs"]["content"][2]["top_logprobs"] = answer_top
+    return body
+
+
+#: case -> (reply body, the retry reason it must give); score mode, a reply sampled after the prefix.
+GARBLED_SAMPLED: dict[str, tuple[dict | bytes, str]] = {
+    "content-strings": ({"choices": [{"message": {"content": "Answer: C"}, "logprobs": {"content": ["Answer", ":"]}}]},
+                        "logprobs.content is not a list"),
+    "content-object": ({"choices": [{"message": {"content": "C"}, "logprobs": {"content": {"token": "C"}}}]},
+                       "logprobs.content is not a list"),
+    "token-number": ({"choices": [{"message": {"content": "C"}, "logprobs": {"content": [{"token": 3}]}}]},
+                     "logprobs.content is not a list"),
+    "answer-logprob-nan": (sampled_with([{"token": " C", "logprob": math.nan}]), "log-probs are not numbers"),
+    "answer-logprob-string": (sampled_with([{"token": " C", "logprob": "-0.1"}]), "log-probs are not numbers"),
+    "answer-top-string": (sampled_with("C:-0.1"), "top_logprobs are not {token, logprob} objects"),
+}
+
+
 @pytest.fixture(autouse=True)
 def quick_backoff(monkeypatch) -> None:
     monkeypatch.setattr(openai_compat, "BACKOFF_BASE_S", 0.01)
@@ -122,6 +143,17 @@ def test_garbled_logprobs_are_retried_then_refused(serve, models, case) -> None:
     model = models(srv.url, max_retries=1)
     with pytest.raises(BackendError, match="no usable reply after 2 tries") as err:
         list(model.score([ScoreRequest("k", MESSAGES, ("C", "D"))]))
+    assert reason in str(err.value) and "\n" not in str(err.value)
+    assert sum(srv.attempts.values()) == 2
+
+
+@pytest.mark.parametrize("case", GARBLED_SAMPLED)
+def test_garbled_sampled_logprobs_are_retried_then_refused(serve, models, case) -> None:
+    body, reason = GARBLED_SAMPLED[case]
+    srv = garbled_server(serve, body)
+    model = models(srv.url, max_retries=1, extra={"prefix_mode": "sampled"})
+    with pytest.raises(BackendError, match="no usable reply after 2 tries") as err:
+        list(model.score([ScoreRequest("k", MESSAGES, ("C", "D"), prefix="Answer:")]))
     assert reason in str(err.value) and "\n" not in str(err.value)
     assert sum(srv.attempts.values()) == 2
 

@@ -227,7 +227,7 @@ def _score_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], setti
             run_id=run.id, scenario=t.scenario.id, split=t.scenario.split, prompt_hash=t.prompt_hash,
             sample_index=t.index, seed=None, raw_text=None, action=None,
             value=sum(float(k) * p for k, p in result.probs.items()) if t.scenario.numeric else None,
-            motivation=None, invalid_reason=None if result.valid_mass > 0 else "no probability on any action",
+            motivation=None, invalid_reason=result.invalid_reason or (None if result.valid_mass > 0 else "no probability on any action"),
             probs=result.probs, valid_mass=result.valid_mass, parser_version=PARSER_VERSION,
             latency_s=result.latency_s, prompt_tokens=result.prompt_tokens, completion_tokens=0,
         )

@@ -111,6 +111,9 @@ class ScoreResult:
     valid_mass: float
     latency_s: float
     prompt_tokens: int | None = None
+    #: Why nothing could be read when valid_mass is 0 for a reason other than the model's own
+    #: choice (e.g. no sampled reply began with the reply prefix); None otherwise.
+    invalid_reason: str | None = None
 
 
 def prompt_key(messages: Sequence[ChatMessage]) -> str:
@@ -172,6 +175,21 @@ def first_token_mass(top: Iterable[tuple[str, float]], candidates: Sequence[str]
         if token in mass:
             mass[token] += math.exp(logprob)
     return mass
+
+
+def answer_index(tokens: Sequence[str], prefix: str) -> int | None:
+    """Position of the answer token in a reply given as its tokens' texts: the first token that is
+    not whitespace after the reply has spelled out `prefix` (leading whitespace allowed).
+
+    None when the reply does not start with the prefix, when the prefix ends inside a token (that
+    token's distribution is not the one right after the prefix), or when the reply ends first."""
+    start, text = 0, ""
+    while text.lstrip() != prefix:
+        if start == len(tokens) or not prefix.startswith((text + tokens[start]).lstrip()):
+            return None  # the reply ends, strays from the prefix, or runs past it inside a token
+        text += tokens[start]
+        start += 1
+    return next((i for i in range(start, len(tokens)) if tokens[i].strip()), None)
 
 
 #: Rounding slack: float32 sums of probabilities may pass 1 (or a log-prob 0) by a hair.

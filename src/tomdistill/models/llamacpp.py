@@ -7,9 +7,11 @@ from the same file), so both backends see the same tokens. Each sample draws fro
 seed. Consecutive requests reuse the KV cache of their common prefix (the samples of a scenario
 share their prompt), without changing a single logit (see MIN_FRESH).
 
-Score mode computes what the hf backend computes: the first-token probability of each way of
-writing a candidate ("C", " C"; several-token spellings followed step by step), renormalised,
-and for amounts the probability of the number followed by a token that does not extend it.
+Score mode computes what the hf backend computes: after the chat template's generation prompt
+and the protocol's reply prefix ("Answer:"), the probability of each way of writing a candidate
+("C", " C"; several-token spellings followed step by step), for amounts of the number (with or
+without a leading space) followed by a token that does not extend it; every position's
+distribution is softmax(logits / T) of llama.cpp's float32 logits, then renormalised.
 
 llama_cpp is imported when a model is built, not with this module, so the logic here can be
 unit-tested with a stand-in module; the registry turns a missing package into a pip hint.
@@ -40,6 +42,7 @@ from .base import (
     extends_number,
     is_amount_question,
     renormalise,
+    tempered_logprobs,
     token_variants,
 )
 from .embedded import ensure_gguf
@@ -138,9 +141,11 @@ class LlamaCppModel(Model):
     def _token_text(self, token: int) -> str:
         return self.llm.detokenize([token], special=True).decode("utf-8", "replace") if token >= 0 else ""
 
-    def _prompt(self, messages: Sequence[ChatMessage]) -> list[int]:
-        text = self._formatter(messages=list(messages)).prompt
+    def _prompt(self, messages: Sequence[ChatMessage], prefix: str = "") -> list[int]:
+        """The chat-formatted prompt, followed by the start of the reply (`prefix`, score mode)."""
+        text = self._formatter(messages=list(messages)).prompt + prefix
         # The template writes the special tokens itself (as the hf backend's add_special_tokens=False).
+        # The prefix is tokenized together with the prompt, as the hf backend does.
         return self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def _encode(self, text: str) -> list[int]:
@@ -172,14 +177,14 @@ class LlamaCppModel(Model):
     def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
         for request in requests:
             started = time.perf_counter()
-            prompt = self._prompt(request.messages)
-            first = self._next_logprobs(prompt)
+            prompt, temperature = self._prompt(request.messages, request.prefix), request.temperature
+            first = self._next_logprobs(prompt, temperature)
             if is_amount_question(request.candidates):
-                raw = self._amount_probs(prompt, first, request.candidates)
+                raw = self._amount_probs(prompt, first, request.candidates, temperature)
             else:
-                raw = {c: sum(math.exp(self._sequence_logprob(prompt, ids, first)) for ids in token_variants(c, self._encode))
-                       for c in request.candidates}
-            probs, mass = renormalise(raw)
+                raw = {c: sum(math.exp(self._sequence_logprob(prompt, ids, first, temperature))
+                              for ids in token_variants(c, self._encode)) for c in request.candidates}
+            probs, mass = renormalise(raw, temperature)
             yield ScoreResult(request.key, probs, mass, time.perf_counter() - started, len(prompt))
 
     def _reuse_cache(self, tokens: list[int]) -> int:
@@ -192,26 +197,28 @@ class LlamaCppModel(Model):
         llm.n_tokens = keep  # Llama drops the cache beyond n_tokens before it decodes more
         return keep
 
-    def _next_logprobs(self, tokens: list[int]) -> np.ndarray:
-        """log P(next token | tokens), evaluating only what the KV cache does not hold already."""
+    def _next_logprobs(self, tokens: list[int], temperature: float) -> np.ndarray:
+        """log P(next token | tokens) at `temperature`, evaluating only what the KV cache does not hold already."""
         self.llm.eval(tokens[self._reuse_cache(tokens):])
-        logits = _last_logits(self.llm)
-        return logits - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+        return tempered_logprobs(_last_logits(self.llm), temperature)
 
-    def _sequence_logprob(self, prompt: list[int], ids: list[int], first: np.ndarray) -> float:
-        """log P(the reply starts with `ids`); tokens after the first cost one cached step each."""
+    def _sequence_logprob(self, prompt: list[int], ids: list[int], first: np.ndarray, temperature: float) -> float:
+        """log P(the reply continues with `ids`); tokens after the first cost one cached step each."""
         total = float(first[ids[0]])
         for i in range(1, len(ids)):
-            total += float(self._next_logprobs(prompt + ids[:i])[ids[i]])
+            total += float(self._next_logprobs(prompt + ids[:i], temperature)[ids[i]])
         return total
 
-    def _amount_probs(self, prompt: list[int], first: np.ndarray, candidates: Sequence[str]) -> dict[str, float]:
-        """P(reply is exactly this amount): its tokens, then a token that does not extend the number."""
-        out = {}
+    def _amount_probs(self, prompt: list[int], first: np.ndarray, candidates: Sequence[str],
+                      temperature: float) -> dict[str, float]:
+        """P(reply is exactly this amount): its tokens (with or without a leading space, as after
+        "Answer:"), then a token that does not extend the number."""
+        out = dict.fromkeys(candidates, 0.0)
         for c in candidates:
-            ids = self._encode(c)
-            after = np.exp(self._next_logprobs(prompt + ids))
-            out[c] = math.exp(self._sequence_logprob(prompt, ids, first)) * float(1.0 - after[self._extends_number()].sum())
+            for ids in token_variants(c, self._encode):
+                after = np.exp(self._next_logprobs(prompt + ids, temperature))
+                stops = float(1.0 - after[self._extends_number()].sum())
+                out[c] += math.exp(self._sequence_logprob(prompt, ids, first, temperature)) * stops
         return out
 
     def _extends_number(self) -> np.ndarray:

@@ -14,6 +14,21 @@ a reply costs a retry and, if it persists, stops the run with one line, never a 
 wrong number in the store. The API key never leaves the Authorization header: it is kept out of
 info(), reprs, logs and error messages. The model name each reply says answered is counted in
 `served_models`, which the elicitation records with the run.
+
+Score mode reads the top 20 log-probs of one reply token (see `score`). Without a reply prefix
+(the `answer` protocol) that is the first token. With one ("Answer:") the token right after it,
+found in one of two ways, `prefix_mode` (ModelOptions.extra["prefix_mode"], else
+$TOMDISTILL_OPENAI_PREFIX_MODE, else auto):
+    continue  the prefix is sent as the start of the assistant's reply with vLLM's extra fields
+              continue_final_message=true, add_generation_prompt=false; one token is asked for.
+    sampled   a reply is sampled at the run's temperature with per-token log-probs; the top
+              log-probs of the first non-space token after the prefix in it are the exact
+              conditional distribution there. A reply that does not begin with the prefix is
+              drawn again with another seed, PREFIX_TRIES times, then the record is invalid.
+    auto      the first scored request tries continue; the server is taken not to support it when
+              it refuses the fields (HTTP 400/422) or ignores them (the likeliest token is the start
+              of the prefix itself, e.g. "Answer": the model began a fresh reply); every later
+              request then goes sampled, for the model's life.
 """
 
 from __future__ import annotations
@@ -27,6 +42,7 @@ import random
 import threading
 import time
 import weakref
+import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -45,7 +61,10 @@ from .base import (
     ScoreRequest,
     ScoreResult,
     UnsupportedError,
+    answer_index,
+    checked_logprob,
     first_token_mass,
+    prompt_key,
     renormalise,
 )
 from .registry import ModelOptions
@@ -60,10 +79,38 @@ _RETRY_STATUS = frozenset({408, 429})
 MAX_TOKEN_COUNT = 10**9
 #: A served model name longer than this is not a name; it is left unrecorded.
 MAX_MODEL_NAME = 200
+#: Log-probs listed per token: the most OpenAI's API (and vLLM's default --max-logprobs) allows.
+TOP_LOGPROBS = 20
+PREFIX_MODES = ("auto", "continue", "sampled")
+PREFIX_MODE_ENV = "TOMDISTILL_OPENAI_PREFIX_MODE"
+#: Sampled prefix mode: replies drawn per request before it is stored as invalid, and their length
+#: (the prefix is a few tokens; the answer token must come within the reply).
+PREFIX_TRIES, PREFIX_REPLY_TOKENS = 3, 16
+#: What a server answers to request fields it does not know (FastAPI-style servers say 422).
+_REJECTED_STATUS = frozenset({400, 422})
 
 
 class _Garbled(Exception):
     """A reply that is not shaped like a chat completion; its message is the retry reason."""
+
+
+class ClientError(BackendError):
+    """A request the server refused for good (a 4xx other than 408/429); `status` says which."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def prefix_mode(options: ModelOptions) -> str:
+    """How score mode finds the token after a reply prefix (see the module docstring)."""
+    if "prefix_mode" in options.extra:
+        source, mode = "prefix_mode", options.extra["prefix_mode"]
+    else:
+        source, mode = PREFIX_MODE_ENV, os.environ.get(PREFIX_MODE_ENV) or "auto"
+    if mode not in PREFIX_MODES:
+        raise TomdistillError(f"{source}={_quote(str(mode))}: expected one of {', '.join(PREFIX_MODES)}")
+    return mode
 
 
 def _stop_loop(loop: asyncio.AbstractEventLoop, thread: threading.Thread) -> None:
@@ -165,11 +212,40 @@ def _top_logprobs(choice: dict[str, Any], base_url: str) -> list[tuple[str, Any]
         top = choice["logprobs"]["content"][0]["top_logprobs"]
     except (KeyError, IndexError, TypeError):
         top = None
+    return _checked_top(top, base_url)
+
+
+def _checked_top(top: Any, base_url: str) -> list[tuple[str, Any]]:
+    """One token's top_logprobs as (token, logprob) pairs; none at all means the server has none."""
     if not top:
         raise UnsupportedError(f"{base_url} does not return top_logprobs; use --mode sample")
     if not isinstance(top, list) or not all(isinstance(e, dict) and isinstance(e.get("token"), str) for e in top):
         raise _Garbled("garbled reply: top_logprobs are not {token, logprob} objects")
     return [(entry["token"], entry.get("logprob")) for entry in top]
+
+
+def _reply_tokens(choice: dict[str, Any], base_url: str) -> list[tuple[str, Any]]:
+    """(token text, its top_logprobs as sent) for every token of a reply sampled with logprobs."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if content is None:
+        raise UnsupportedError(f"{base_url} does not return top_logprobs; use --mode sample")
+    if not isinstance(content, list) or not all(isinstance(e, dict) and isinstance(e.get("token"), str) for e in content):
+        raise _Garbled("garbled reply: logprobs.content is not a list of {token, top_logprobs} objects")
+    return [(entry["token"], entry.get("top_logprobs")) for entry in content]
+
+
+def _began_afresh(pairs: list[tuple[str, Any]], prefix: str, candidates: Sequence[str]) -> bool:
+    """Whether a continue request's likeliest token starts the prefix itself ("Answer" for
+    "Answer:") and is no candidate: the server ignored continue_final_message and the model began
+    a new reply. Called on pairs whose log-probs first_token_mass has checked already."""
+    token = max(pairs, key=lambda pair: checked_logprob(pair[1]))[0].strip()
+    return bool(token) and prefix.strip().startswith(token) and token not in candidates
+
+
+def _prompt_seed(messages: Sequence[Any]) -> int:
+    """The seed of a scored prompt's first sampled reply: the same prompt draws the same replies."""
+    return zlib.crc32(prompt_key(messages).encode("utf-8", "surrogatepass"))
 
 
 class OpenAIModel(Model):
@@ -190,6 +266,8 @@ class OpenAIModel(Model):
         self.served_models: Counter[str] = Counter()
         # Kept private and only ever put in a header; `_redact` scrubs it from server texts.
         self._api_key = os.environ.get("OPENAI_API_KEY") or None
+        #: auto, continue or sampled; auto turns into one of the others at the first prefixed score request.
+        self.prefix_mode = prefix_mode(options)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._client: httpx.AsyncClient | None = None
         self._sem: asyncio.Semaphore | None = None
@@ -200,7 +278,8 @@ class OpenAIModel(Model):
         return f"OpenAIModel({self.model_id!r}, base_url={self.base_url!r})"
 
     def info(self) -> ModelInfo:
-        return ModelInfo(self.spec, "openai", {"base_url": self.base_url, "model": self.model_id})
+        return ModelInfo(self.spec, "openai", {"base_url": self.base_url, "model": self.model_id,
+                                               "prefix_mode": self.prefix_mode})
 
     # -- public API -------------------------------------------------------------------------
 
@@ -219,29 +298,95 @@ class OpenAIModel(Model):
         return self._stream([lambda r=r: one(r) for r in requests])
 
     def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
-        """Probabilities of single-token candidates from the first reply token's top_logprobs.
+        """Candidate probabilities from the top_logprobs of the answer token (see the module docstring).
 
         Tokens are matched after stripping whitespace ("C" and " C" both count for "C"), so only
         candidates that are one token can be scored; a candidate missing from the top 20 gets 0.
-        If no candidate appears at all, every prob is 0.0 and valid_mass is 0.0 (not renormalisable).
+        The server's log-probs are at temperature 1 (OpenAI's and vLLM's are); the run's
+        temperature is applied to the listed tokens, so the normaliser is over those 20 (the
+        candidates' ratios are exact). If no candidate appears at all, every prob is 0.0 and
+        valid_mass is 0.0 (not renormalisable).
         """
+        requests = list(requests)
+        first = next((r for r in requests if r.prefix), None)
+        if first is not None and self.prefix_mode == "auto":
+            yield from self._stream([lambda: self._probe(first)])
+            requests.remove(first)
+        yield from self._stream([lambda r=r: self._score_one(r) for r in requests])
 
-        async def one(req: ScoreRequest) -> ScoreResult:
-            body = {"model": self.model_id, "messages": list(req.messages), "max_tokens": 1,
-                    "temperature": 0, "logprobs": True, "top_logprobs": 20}
-            start = time.perf_counter()
+    async def _score_one(self, req: ScoreRequest) -> ScoreResult:
+        if req.prefix and self.prefix_mode == "sampled":
+            return await self._sampled(req)
+        result = await self._first_token(req, self._continue_body(req) if req.prefix else self._plain_body(req))
+        assert result is not None  # only a probe may find a fresh reply
+        return result
 
-            def read(data: Any) -> ScoreResult:
-                pairs = _top_logprobs(_first_choice(data), self.base_url)
-                try:
-                    probs, valid = renormalise(first_token_mass(pairs, req.candidates))
-                except BadScoreError:
-                    raise _Garbled("garbled reply: log-probs are not numbers <= 0") from None
-                return ScoreResult(req.key, probs, valid, time.perf_counter() - start, _usage(data)[0])
+    async def _probe(self, req: ScoreRequest) -> ScoreResult:
+        """Score `req` by continuation if the server does it, else sampled; settle prefix_mode."""
+        try:
+            result = await self._first_token(req, self._continue_body(req), probe=True)
+        except ClientError as exc:
+            if exc.status not in _REJECTED_STATUS:
+                raise
+            result = None
+        self.prefix_mode = "continue" if result is not None else "sampled"
+        log.info("%s: reply prefix by %s", self.base_url, self.prefix_mode)
+        return result if result is not None else await self._sampled(req)
 
-            return await self._post(body, read)
+    def _logprob_body(self, messages: list[Any], **fields: Any) -> dict[str, Any]:
+        return {"model": self.model_id, "messages": messages, "logprobs": True, "top_logprobs": TOP_LOGPROBS, **fields}
 
-        return self._stream([lambda r=r: one(r) for r in requests])
+    def _plain_body(self, req: ScoreRequest) -> dict[str, Any]:
+        return self._logprob_body(list(req.messages), max_tokens=1, temperature=0)
+
+    def _continue_body(self, req: ScoreRequest) -> dict[str, Any]:
+        # vLLM's chat-completions extras: the final assistant message stays open and is continued.
+        return self._logprob_body([*req.messages, {"role": "assistant", "content": req.prefix}], max_tokens=1,
+                                  temperature=0, continue_final_message=True, add_generation_prompt=False)
+
+    async def _first_token(self, req: ScoreRequest, body: dict[str, Any], probe: bool = False) -> ScoreResult | None:
+        """Score from the first reply token; None when probing and the reply began afresh."""
+        start = time.perf_counter()
+
+        def read(data: Any) -> ScoreResult | None:
+            pairs = _top_logprobs(_first_choice(data), self.base_url)
+            result = self._result(req, pairs, start, _usage(data)[0])
+            return None if probe and _began_afresh(pairs, req.prefix, req.candidates) else result
+
+        return await self._post(body, read)
+
+    async def _sampled(self, req: ScoreRequest) -> ScoreResult:
+        """Score from the token after the prefix in a sampled reply, drawing again while none begins with it."""
+        start, seed = time.perf_counter(), _prompt_seed(req.messages)
+
+        def read(data: Any) -> ScoreResult | None:
+            tokens = _reply_tokens(_first_choice(data), self.base_url)
+            at = answer_index([token for token, _ in tokens], req.prefix)
+            if at is None:
+                return None
+            return self._result(req, _checked_top(tokens[at][1], self.base_url), start, _usage(data)[0])
+
+        missed = f"reply did not begin with {_quote(req.prefix)} and an answer"
+        for attempt in range(PREFIX_TRIES):
+            body = self._logprob_body(list(req.messages), max_tokens=PREFIX_REPLY_TOKENS, temperature=req.temperature,
+                                      top_p=1.0, seed=seed + attempt, n=1)
+            result = await self._post(body, read)
+            if result is not None:
+                return result
+            if attempt + 1 < PREFIX_TRIES:
+                self.retries += 1
+                self.retry_reasons[missed] += 1
+        reason = f"none of {PREFIX_TRIES} sampled replies began with {_quote(req.prefix)} and an answer"
+        return ScoreResult(req.key, dict.fromkeys(req.candidates, 0.0), 0.0, time.perf_counter() - start,
+                           invalid_reason=reason)
+
+    def _result(self, req: ScoreRequest, pairs: list[tuple[str, Any]], start: float,
+                prompt_tokens: int | None) -> ScoreResult:
+        try:
+            probs, valid = renormalise(first_token_mass(pairs, req.candidates, req.temperature), req.temperature)
+        except BadScoreError:
+            raise _Garbled("garbled reply: log-probs are not numbers <= 0") from None
+        return ScoreResult(req.key, probs, valid, time.perf_counter() - start, prompt_tokens)
 
     def close(self) -> None:
         with self._lock:
@@ -339,7 +484,7 @@ class OpenAIModel(Model):
                     if status in _RETRY_STATUS or status >= 500:
                         reason, wait = f"HTTP {status}", _retry_after(resp)
                     elif not resp.is_success:
-                        raise BackendError(self._client_error(resp))
+                        raise ClientError(self._client_error(resp), status)
                     else:
                         try:
                             data = _reply_json(resp)

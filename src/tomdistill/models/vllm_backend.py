@@ -12,7 +12,10 @@ change a token now and then. What is not: a sample depends on its group (the fir
 place in it), not on its own seed alone, so a resumed run, another --batch-size or another
 backend draws different (equally valid) samples for the same sample seeds.
 
-score() asks for one token with its top 20 log-probs and reads them as the openai backend does.
+score() renders the prompt as the hf backend does (the chat template with its generation prompt,
+then the protocol's reply prefix, e.g. "Answer:", tokenized together without added special
+tokens), asks vLLM for one greedy token with its top 20 log-probs, and reads them as the openai
+backend does, at the run's temperature (see score()).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .base import (
     is_amount_question,
     prompt_key,
     renormalise,
+    token_variants,
 )
 from .registry import ModelOptions, local_model_path
 
@@ -84,23 +88,50 @@ class VLLMModel(Model):
                                 len(completion.token_ids))
 
     def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
-        """Single-token candidates from the first reply token's top log-probs (see first_token_mass)."""
+        """Single-token candidates from the top log-probs of the token after the reply prefix.
+
+        The temperature is applied here, to the listed log-probs (first_token_mass: exact for the
+        candidates' ratios, the normaliser is over the 20 listed tokens). That relies on vLLM
+        returning temperature-1 log-probs: its engine argument `logprobs_mode` defaults to
+        `raw_logprobs`, "the values before applying any logit processors", temperature and
+        top-k/top-p included (docs.vllm.ai/en/latest/configuration/engine_args/#-logprobs-mode),
+        and the engine is built here with that default. The request itself is greedy, so no
+        temperature is applied inside vLLM whichever mode an older version used.
+        """
+        if not requests:
+            return
         tokenizer = self.llm.get_tokenizer()
         for request in requests:
-            if is_amount_question(request.candidates) and any(
-                len(tokenizer.encode(c, add_special_tokens=False)) > 1 for c in request.candidates
-            ):
-                raise UnsupportedError(f"{self.spec}: amounts like '10' are several tokens for this tokenizer, "
-                                       "which first-token scoring cannot weigh; use hf: or llamacpp: for score "
-                                       "mode on this scenario, or --mode sample")
+            self._check_first_token(tokenizer, request.candidates)
         params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
-        outputs, latency = self._chat([r.messages for r in requests], [params] * len(requests))
+        prompts = [{"prompt_token_ids": self._score_prompt(tokenizer, r)} for r in requests]
+        started = time.perf_counter()
+        outputs = self.llm.generate(prompts, [params] * len(requests), use_tqdm=False)
+        latency = time.perf_counter() - started  # the window's: vLLM returns all of them together
         for request, out in zip(requests, outputs, strict=True):
             top = out.outputs[0].logprobs[0]  # token id -> Logprob, for the first reply token
             pairs = ((lp.decoded_token if lp.decoded_token is not None else tokenizer.decode([token]), lp.logprob)
                      for token, lp in top.items())
-            probs, mass = renormalise(first_token_mass(pairs, request.candidates))
+            probs, mass = renormalise(first_token_mass(pairs, request.candidates, request.temperature),
+                                      request.temperature)
             yield ScoreResult(request.key, probs, mass, latency, len(out.prompt_token_ids))
+
+    @staticmethod
+    def _score_prompt(tokenizer: Any, request: ScoreRequest) -> list[int]:
+        """Token ids of the chat-formatted prompt followed by the reply prefix, as the hf backend
+        builds them (LLM.chat would render the same template, but has no place for the prefix)."""
+        text = tokenizer.apply_chat_template(list(request.messages), add_generation_prompt=True, tokenize=False)
+        # The template holds the special tokens already; adding them again would double BOS.
+        return tokenizer.encode(text + request.prefix, add_special_tokens=False)
+
+    def _check_first_token(self, tokenizer: Any, candidates: Sequence[str]) -> None:
+        """Refuse candidates that the first token cannot show: those with no one-token spelling."""
+        for c in candidates:
+            if all(len(ids) > 1 for ids in token_variants(c, lambda t: tokenizer.encode(t, add_special_tokens=False))):
+                what = f"amounts like '{c}' are" if is_amount_question(candidates) else f"'{c}' is"
+                raise UnsupportedError(f"{self.spec}: {what} several tokens for this tokenizer, which first-token "
+                                       "scoring cannot weigh; use hf: or llamacpp: for score mode on this scenario, "
+                                       "or --mode sample")
 
     def _chat(self, conversations: list[Any], params: list[Any]) -> tuple[list[Any], float]:
         """(one RequestOutput per conversation, in input order; seconds taken). vLLM applies the
