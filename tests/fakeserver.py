@@ -128,6 +128,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send(429, {"error": {"message": "slow down"}}, {"Retry-After": action[4:]})
         elif action == "401":
             self.send(401, {"error": {"message": f"Incorrect API key provided: {KEY}"}})
+        elif action == "400nested":  # an error body nested beyond Python's recursion limit
+            self.send(400, b"[" * 100_000 + b"]" * 100_000)
         elif action == "badgzip":  # a body that says gzip and is not: httpx fails to decode it
             self.send(200, b"not gzip at all", {"Content-Encoding": "gzip"})
         elif action == "badjson":

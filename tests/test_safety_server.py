@@ -166,6 +166,14 @@ def test_a_body_that_fails_to_decode_is_retried_then_refused(serve, models) -> N
     assert sum(srv.attempts.values()) == 2
 
 
+def test_a_client_error_body_nested_beyond_recursion_is_one_message(serve, models) -> None:
+    srv = serve(always("400nested"))
+    with pytest.raises(BackendError, match=r"HTTP 400: \[\[\[") as err:
+        list(models(srv.url, max_retries=1).generate([GenRequest("k", MESSAGES, seed=1)], SamplingSettings()))
+    assert len(str(err.value)) < 500  # the body is cut, not repeated whole
+    assert sum(srv.attempts.values()) == 1  # a 4xx is not retried
+
+
 def test_a_garbled_first_reply_costs_one_retry(serve, models) -> None:
     srv = serve(lambda seed, attempt: "odd" if attempt == 0 else "ok", replies={"odd": reply(3.5)})
     model = models(srv.url, max_retries=1)

@@ -518,7 +518,7 @@ class OpenAIModel(Model):
             detail = resp.json()
             detail = detail.get("error", detail) if isinstance(detail, dict) else detail
             detail = detail.get("message", detail) if isinstance(detail, dict) else detail
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             detail = resp.text
         text = self._redact(" ".join(str(detail).split()))
         text = text if len(text) <= 300 else text[:297] + "..."
