@@ -11,8 +11,9 @@ from tomdistill.cli import main
 from tomdistill.elicit import elicit
 from tomdistill.errors import TomdistillError
 from tomdistill.evaluate import evaluate_records, evaluate_runs, load_report
+from tomdistill.evaluate.cluster import split_estimates
 from tomdistill.evaluate.paper import PAPER_COUNTS, write_paper_records
-from tomdistill.evaluate.stats import Observations, gap_closed, holm, jsd, paper_improvement
+from tomdistill.evaluate.stats import Observations, holm, jsd, paper_improvement
 from tomdistill.models.base import SamplingSettings
 from tomdistill.models.registry import load_model
 
@@ -43,14 +44,22 @@ def test_paper_headline_through_the_cli(paper_csv, tmp_path, capsys) -> None:
     assert main(["evaluate", "--records", str(paper_csv), "--out", str(out), "--bootstrap", "100"]) == 0
     data = json.loads(out.read_text())
     assert round(data["splits"]["train"]["paper_improvement_mean"], 1) == 46.3
-    assert data["schema_version"] == 1
-    assert "46.3" in capsys.readouterr().out
+    assert data["schema_version"] == 2
+    # The console rounds to whole percent (to fit 80 columns); the paper metric is the last but one column.
+    row = next(line.split() for line in capsys.readouterr().out.splitlines() if line.strip().startswith("train "))
+    assert row[-2:] == ["46", "300"]
+
+
+def gap_closed(triples: list[tuple[float, float, float]]) -> float | None:
+    """Gap closed of exact (teacher, base, student) rates."""
+    return split_estimates([tuple(Observations.exact(r) for r in cell) for cell in triples], None, 0, np.random.default_rng(0)).gap_closed
 
 
 def test_hand_computed_statistics() -> None:
     assert paper_improvement(0.8, 0.6, 0.4) == pytest.approx(50.0)
     assert paper_improvement(0.5, 0.4, 0.5) is None
-    assert gap_closed([(0.4, 0.8, 0.6), (0.2, 0.2, 0.2)]) == pytest.approx(50.0)
+    # Squared gaps since schema 2 (schema 1 summed absolute gaps and read 50% here): 1 - 0.2^2 / 0.4^2.
+    assert gap_closed([(0.4, 0.8, 0.6), (0.2, 0.2, 0.2)]) == pytest.approx(75.0)
     assert gap_closed([(0.4, 0.4, 0.3)]) is None
     assert holm([0.01, 0.04, None, 0.03]) == pytest.approx([0.03, 0.06, None, 0.06])
     same = Observations(numeric=False, values=np.array([1.0, 0.0]))

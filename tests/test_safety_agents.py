@@ -136,6 +136,16 @@ def test_play_refuses_a_tampered_agent_with_one_line(agent_dir, tmp_path, capsys
             f"{agent_dir / WEIGHTS}: weight file changed since export", capsys, watch=tmp_path)
 
 
+@pytest.mark.parametrize("kind", ["agent", "adapter"])
+def test_deeply_nested_json_in_an_agent_or_adapter_folder_is_one_line(kind, agent_dir, tmp_path, capsys) -> None:
+    # agent.json of an exported agent, train_config.json of an adapter folder given as an agent
+    folder, name = (agent_dir, "agent.json") if kind == "agent" else (tmp_path / "adapter", "train_config.json")
+    (folder / name).write_text("[" * 100_000 + "]" * 100_000)
+    run_bad(["play", "--agents", str(folder), "always-C", "--scenario", "team/stag_hunt",
+             "--store", str(tmp_path / "s.db"), "--out", str(tmp_path / "rep")],
+            f"{folder / name}: not valid JSON (lists or objects nested too deeply)", capsys, watch=tmp_path)
+
+
 # --- export ---------------------------------------------------------------------------------------
 
 

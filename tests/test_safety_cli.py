@@ -75,6 +75,12 @@ BAD_FLAGS = {
                          "--seed", str(2**32)], "'--seed'"),
     "samples-zero": (["elicit", "-m", "mock:x", "-r", "new", "-n", "0"], "'--samples'"),
     "samples-beyond-memory": (["elicit", "-m", "mock:x", "-r", "new", "-n", str(10**12)], "at most 10,000,000"),
+    "pairs-beyond-memory": (["play", "--agents", "always-C", "always-D", "-s", "team/prisoners_dilemma", "--pairs",
+                             str(10**8), "--out", "{tmp}/p"], "= 600,000,000 moves; one run asks for at most 10,000,000"),
+    "rounds-beyond-memory": (["play", "--agents", "always-C", "-s", "team/prisoners_dilemma", "--rounds",
+                              str(10**12), "--out", "{tmp}/p"], "x 1,000,000,000,000 rounds x 2 seats"),
+    "mock-spec-not-a-number": (["elicit", "-m", "mock:rate=0.5&x=1", "-r", "new"],
+                               "model spec 'mock:rate=0.5&x=1': rate='0.5&x=1' is not a number"),
     "unknown-flag": (["elicit", "-m", "mock:x", "-r", "new", "--sampels", "3"], "No such option"),
     "unknown-command": (["elicitate"], "No such command"),
 }
@@ -88,6 +94,35 @@ def test_bad_flag_values_are_one_line(name: str, tmp_path: Path, capsys) -> None
     if args[0] in {"elicit", "evaluate", "play"}:
         args += ["--store", str(db)]
     run_bad(args, message, capsys, store=db)
+
+
+def test_a_config_files_sample_count_is_reported_without_a_flag_name(tmp_path: Path, capsys) -> None:
+    # The limit elicit shares with play: a number from teacher.samples is not called --samples.
+    (tmp_path / "c.toml").write_text('[teacher]\nmodel = "mock:rate=0.5"\nsamples = 1000000000000\n')
+    line = run_bad(["run", str(tmp_path / "c.toml"), "--out", str(tmp_path / "run")],
+                   "1,000,000,000,000 samples per scenario x", capsys)
+    assert "one run asks for at most 10,000,000 samples" in line and "--samples" not in line
+
+
+#: name -> (config file bytes, or None for a folder; what the one-line error must say)
+UNREADABLE_CONFIGS = {
+    "a-folder": (None, "is a folder; give the config file"),
+    "utf16-bytes": (b"\xff\xfeout = 'x'\n", "not UTF-8 text (byte 0xff at offset 0)"),
+    "nested-too-deeply": (b"a = " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "not valid TOML: arrays or tables nested too deeply"),
+}
+
+
+@pytest.mark.parametrize("command", [["config", "show"], ["run"]])
+@pytest.mark.parametrize("name", sorted(UNREADABLE_CONFIGS))
+def test_an_unreadable_config_is_one_line(name: str, command: list[str], tmp_path: Path, capsys) -> None:
+    data, message = UNREADABLE_CONFIGS[name]
+    path = tmp_path / "c.toml"
+    if data is None:
+        path.mkdir()
+    else:
+        path.write_bytes(data)
+    run_bad([*command, str(path), *(["--out", str(tmp_path / "o")] if command == ["run"] else [])],
+            f"{path}: {message}", capsys, watch=tmp_path)
 
 
 def test_python_api_refuses_a_seed_sqlite_cannot_store(tmp_path: Path) -> None:

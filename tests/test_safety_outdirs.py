@@ -8,12 +8,14 @@ folders written before the `.tomdistill` marker existed.
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from tomdistill.cli import main
-from tomdistill.outdirs import MARKER, read_marker
+from tomdistill.errors import TomdistillError
+from tomdistill.outdirs import MARKER, read_marker, write_marker
 from tomdistill.pipeline import STAGES
 from tomdistill.store import Store
 
@@ -145,6 +147,85 @@ def test_pipeline_reruns_into_its_own_folder(tmp_path, config_file, stub_train, 
     assert all(read_marker(run / name) for name in (".", "dataset", "adapter", "report"))
 
 
+DEEP_JSON = "[" * 100_000 + "]" * 100_000  # the JSON parser runs out of stack on it (RecursionError)
+
+
+def _with_notes(folder: Path) -> Path:
+    (folder / "notes.txt").write_text("my notes\n")
+    return folder
+
+
+def _old_play(path: Path) -> Path:
+    path.mkdir(parents=True)
+    (path / "play.json").write_text("{}")
+    return path
+
+
+#: An unmarked folder that passes its kind's old test but also holds a file of the user's:
+#: name -> (make the folder under root, the command's arguments after the folder's flag, what the line says).
+LEGACY_WITH_USER_FILES = {
+    "dataset": (lambda root: _with_notes(_old_dataset(root / "ds")), "dataset", "tomdistill did not write it"),
+    "run": (lambda root: _with_notes(_old_run(root / "run")), "run", "tomdistill did not write it"),
+    "run-dataset": (lambda root: _with_notes(_old_dataset(_old_run(root / "run") / "dataset")).parent, "run",
+                    "dataset: folder is not empty and tomdistill did not write it"),
+    "run-report": (lambda root: _old_run(root / "run"), "run-report-html", "report: folder is not empty"),
+    "play": (lambda root: _with_notes(_old_play(root / "pl")), "play", "tomdistill did not write it"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEGACY_WITH_USER_FILES))
+def test_an_old_folder_holding_a_users_file_is_refused_not_replaced(name, tmp_path, config_file, db, capsys) -> None:
+    make, command, message = LEGACY_WITH_USER_FILES[name]
+    area = tmp_path / "area"
+    folder = make(area)
+    if command == "run-report-html":  # a report/ with only a report.html is not a report tomdistill wrote
+        (folder / "report").mkdir()
+        (folder / "report" / "report.html").write_text("<p>my page</p>")
+    args = {"dataset": ["dataset", "--from-run", "r0", "--store", str(db), "--out"],
+            "play": ["play", "--agents", "always-C", "always-D", "-s", "team/prisoners_dilemma", "--store", str(db),
+                     "--out"]}.get(command, ["run", str(config_file), "--out"])
+    run_bad([*args, str(folder)], message, capsys, watch=area)
+
+
+def test_a_users_sqlite_file_named_like_the_store_does_not_make_a_run_folder(tmp_path, config_file, capsys) -> None:
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    con = sqlite3.connect(mine / "tomdistill.db")
+    con.execute("CREATE TABLE notes (text TEXT)")
+    con.commit()
+    con.close()
+    run_bad(["run", str(config_file), "--out", str(mine)], "tomdistill did not write it", capsys, watch=mine)
+
+
+#: Files tomdistill reads back to tell its folders, broken: name -> (path in an old run folder, bytes, message).
+BROKEN_STATE = {
+    "deep-pipeline-json": ("pipeline.json", DEEP_JSON, "pipeline.json: not a valid tomdistill pipeline state"),
+    "deep-marker": (MARKER, DEEP_JSON, "tomdistill did not write it"),
+    "deep-dataset-manifest": ("dataset/manifest.json", DEEP_JSON, "dataset: folder is not empty"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_STATE))
+def test_deeply_nested_json_in_a_run_folder_is_one_line(name, tmp_path, config_file, capsys) -> None:
+    rel, text, message = BROKEN_STATE[name]
+    run = _old_run(tmp_path / "run")
+    if rel == "pipeline.json":
+        write_marker(run, "run")  # a marked run: its state is read, not just tested
+    (run / rel).parent.mkdir(exist_ok=True)
+    (run / rel).write_text(text)
+    run_bad(["run", str(config_file), "--out", str(run)], message, capsys, watch=tmp_path)
+
+
+def test_a_marker_that_is_a_folder_is_refused_and_leaves_no_temporary_file(tmp_path, config_file, capsys) -> None:
+    run = _old_run(tmp_path / "run")
+    (run / MARKER).mkdir()
+    run_bad(["run", str(config_file), "--out", str(run)], f"{run / MARKER}: is not a plain file", capsys,
+            watch=tmp_path)
+    with pytest.raises(TomdistillError, match="cannot write tomdistill's marker"):
+        write_marker(run, "run")  # called directly: one clear error, the temporary file removed
+    assert sorted(p.name for p in run.iterdir()) == [MARKER, "pipeline.json"]
+
+
 # --- tomdistill dataset, train, merge ---------------------------------------------------------
 
 @pytest.mark.parametrize("kind", ["folder", "file"])
@@ -199,6 +280,13 @@ def test_runs_export_refuses_a_users_file_or_folder(tmp_path, db, target, messag
     line = run_bad(["runs", "export", "r0", "--out", str(mine / target), "--store", str(db)], message, capsys,
                    store=db, watch=mine)
     assert str(mine / target) in line
+
+
+@pytest.mark.parametrize("name", ["x.json", "x.csv", "x.txt", "x.JSON"])
+def test_runs_export_refuses_a_file_format_it_does_not_write(tmp_path, db, name, capsys) -> None:
+    line = run_bad(["runs", "export", "r0", "--out", str(tmp_path / name), "--store", str(db)],
+                   "files; use .jsonl or .parquet, or a folder name without a suffix", capsys, store=db, watch=tmp_path)
+    assert f"{tmp_path / name}: tomdistill does not write" in line
 
 
 def test_runs_export_replaces_its_own_folder_and_forced_files(tmp_path, db) -> None:

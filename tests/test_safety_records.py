@@ -73,6 +73,17 @@ CASES: dict[str, tuple[str, bytes, str]] = {
                 "line 2: not UTF-8 text (byte 0xe9)"),
     "line-after-multiline-cell": ("x.csv", (b'role,split,context,game,text\nteacher,train,x,snowdrift,"D\nC is tempting\n'
                                            b'but risky"\nboss,train,x,snowdrift,C\n'), "line 5: unknown role 'boss'"),
+    "deeply-nested-jsonl": ("x.jsonl", b"[" * 100_000 + b"]" * 100_000 + b"\n",
+                            "line 1: not valid JSON (lists or objects nested too deeply)"),
+    "answer-and-text-disagree": ("x.csv", b"role,split,context,game,answer,text\nteacher,train,x,snowdrift,C,I choose D\n",
+                                 "line 2: answer 'C' and text 'I choose D' disagree (the text reads as D)"),
+    "amount-and-text-disagree": ("x.jsonl", jsonl({"answer": 5, "text": "I give 3 dollars"}).encode(),
+                                 "line 1: answer '5' and text 'I give 3 dollars' disagree (the text reads as 3)"),
+    "answer-on-two-lines": ("x.csv", b'role,split,context,game,answer\nteacher,train,x,snowdrift,"C\nD"\n',
+                            "line 2: answer 'C\\nD' must be just an action label of snowdrift (C, D)"),
+    "answer-in-words": ("x.csv", (HEADER + rows({"teacher": "I pick C"})).encode(),
+                        "line 2: answer 'I pick C' must be just an action label"),
+    "amount-with-underscore": ("x.csv", DONATE.format("0_5").encode(), "line 2: answer '0_5' must be just a number"),
     "line-after-crlf-multiline-cell": ("x.csv", (b'role,split,context,game,text\r\nteacher,train,x,snowdrift,"D\r\nfine"\r\n'
                                                 b'\r\nbase,train,x,poker,C\r\n'), "line 5: unknown game 'poker'"),
 }
@@ -92,6 +103,17 @@ def test_bad_records(name: str, tmp_path: Path, db: Path, capsys) -> None:
     path.write_bytes(data)
     args = ["evaluate", "--records", str(path), "--out", str(work / "e.json"), "--store", str(db)]
     run_bad(args, f"{path}: {message}", capsys, store=db, watch=work)
+
+
+@pytest.mark.parametrize("column", ["role", "answer"])
+def test_a_long_value_is_quoted_cut_short(column: str, tmp_path: Path, db: Path, capsys) -> None:
+    long = "x" * 5000  # a pasted essay must not make a 5 KB error line
+    path = tmp_path / "r.csv"
+    path.write_text(HEADER + ("teacher,train,x,snowdrift,C\n".replace("teacher", long) if column == "role"
+                              else rows({"teacher": long})))
+    line = run_bad(["evaluate", "--records", str(path), "--out", str(tmp_path / "e.json"), "--store", str(db)],
+                   f"'{'x' * 60}'... (5,000 characters)", capsys, store=db, watch=tmp_path)
+    assert len(line) < len(str(path)) + 250
 
 
 # --- what is read right --------------------------------------------------------------------------

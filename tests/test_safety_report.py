@@ -237,8 +237,18 @@ def _user_files(root: Path) -> Path:
     return root
 
 
+def _old_report_with_user_file(root: Path) -> Path:
+    """A report folder from before markers (tomdistill's title) where the user added a file."""
+    root.mkdir()
+    (root / "report.md").write_text("# tomdistill evaluation\n")
+    (root / "my-notes.txt").write_text("mine")
+    return root
+
+
 REPORT_REFUSALS = {
     "a file": (lambda tmp: (tmp / "notes.txt", tmp), "is a file"),
+    "an old report holding a user's file": (lambda tmp: (_old_report_with_user_file(tmp / "old"), tmp),
+                                            "tomdistill did not write it"),
     "a user's folder": (lambda tmp: (_user_files(tmp / "mine"), tmp), "tomdistill did not write it"),
     "below a file": (lambda tmp: (tmp / "notes.txt" / "rep", tmp), "is a file"),
 }
@@ -266,8 +276,15 @@ def test_report_rewrites_its_own_folder(eval_json: Path, tmp_path: Path, capsys)
     assert (legacy / "report.html").is_file()
 
 
+def _deeply_nested(tmp: Path) -> Path:
+    path = tmp / "deep.json"  # the JSON parser runs out of stack on it (RecursionError)
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    return path
+
+
 EVALUATE_REFUSALS = {
     "a folder": (lambda tmp: tmp / "folder", "is a folder"),
+    "deeply nested JSON": (_deeply_nested, "is not an eval.json"),
     "a file that is not an eval.json": (lambda tmp: tmp / "notes.txt", "is not an eval.json"),
     "the records file itself": (lambda tmp: tmp / "r.csv", "is not an eval.json"),
     "below a file": (lambda tmp: tmp / "notes.txt" / "eval.json", "is a file"),

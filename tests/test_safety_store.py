@@ -19,12 +19,15 @@ import shutil
 import sqlite3
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 
 import pytest
 
 from tomdistill.cli import main
-from tomdistill.store import Store
+from tomdistill.store import Store, StoreError
 
 from badinput import make_store, run_bad
 
@@ -302,6 +305,81 @@ def test_a_store_path_under_a_regular_file_is_one_line(command, tmp_path, capsys
     (tmp_path / "somefile.txt").write_text("notes")
     target = tmp_path / "somefile.txt" / "x.db"
     run_bad(_args(command, target, tmp_path), "somefile.txt is a file, not a folder", capsys, watch=tmp_path)
+
+
+@contextmanager
+def _fed(fifo: Path) -> Iterator[None]:
+    """Garbage for whoever opens `fifo`, so that a command reading it fails here instead of waiting forever."""
+    stop = threading.Event()
+
+    def feed() -> None:
+        while not stop.wait(0.05):
+            try:
+                fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO while nobody reads
+            except OSError:
+                continue
+            with suppress(OSError):
+                os.write(fd, b"not a database " * 300)
+            os.close(fd)
+
+    thread = threading.Thread(target=feed, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+@pytest.mark.parametrize("command", ["runs-list", "elicit"])
+def test_a_store_path_that_is_no_regular_file_is_one_line(command, kind, tmp_path, capsys) -> None:
+    # SQLite would wait forever for a writer on a FIFO; a device is no store either. (Only `out` is
+    # watched: reading the FIFO to compare it would wait just the same.)
+    if kind == "fifo":
+        target = tmp_path / "fifo"
+        os.mkfifo(target)
+    else:
+        target = Path("/dev/null")
+    (tmp_path / "out").mkdir()
+    with _fed(target) if kind == "fifo" else nullcontext():
+        run_bad(_args(command, target, tmp_path / "out"), f"{target}: is not a regular file", capsys,
+                watch=tmp_path / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["out"] + (["fifo"] if kind == "fifo" else []))
+
+
+# --- run names ---------------------------------------------------------------------------------
+
+BAD_NAMES = {"empty": "", "spaces": "   ", "newline": "a\nb", "control": "a\x1bb", "slash": "a/b",
+             "backslash": "a\\b", "too-long": "x" * 101}
+
+
+@pytest.mark.parametrize("command", ["elicit", "play"])
+@pytest.mark.parametrize("name", sorted(BAD_NAMES))
+def test_a_new_run_needs_a_printable_name_without_separators(command, name, template, tmp_path, capsys) -> None:
+    db = _copy(template, tmp_path / "store")
+    out = tmp_path / "out"
+    out.mkdir()
+    args = _args(command, db, out)
+    if "--run" in args:
+        args[args.index("--run") + 1] = BAD_NAMES[name]
+    else:  # play: its default run name
+        args += ["--run", BAD_NAMES[name]]
+    run_bad(args, "run name", capsys, store=db, watch=out)
+
+
+def test_a_run_stored_under_an_odd_name_still_loads_and_continues(template, tmp_path, capsys) -> None:
+    db = _copy(template, tmp_path / "store")
+    odd = "old\nname"  # accepted before names were checked
+    _sql(db, f"UPDATE runs SET name = '{odd}' WHERE name = 'r0'")
+    args = _args("elicit", db, tmp_path)
+    args[args.index("--run") + 1] = odd
+    assert main(args) == 0, capsys.readouterr().err
+    with Store(db, readonly=True) as store:
+        assert store.count(store.require_run(odd).id) > 0
+    with Store(db) as store, pytest.raises(StoreError, match="run name"):
+        store.open_run("new\tname", model="mock:rate=0.5", adapter=None, protocol="answer", mode="sample",
+                       settings={}, seed=0, model_info={})
 
 
 # --- item 11: a full disk during elicit ---------------------------------------------------------

@@ -409,23 +409,44 @@ def merge(
 
 
 def _print_eval(report) -> None:
-    """Compact terminal summary of an evaluation: one row per split."""
-    def fmt(v, suffix="%", digits=1):
-        return "-" if v is None else f"{v:.{digits}f}{suffix}"
-
-    table = Table(title="alignment: how far the student moved from its base toward the teacher", title_justify="left")
-    for col in ("split", "cells", "gap closed", "95% CI", "paper", "r(S,T)", "r(B,T)"):
-        table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
+    """Compact terminal summary of an evaluation: one row per split ("–" where a value is null)."""
+    from rich import box
     from rich.markup import escape
 
+    from .evaluate.cluster import MIN_TRUSTED_SAMPLES
+    from .evaluate.report import format_value, format_verdict, temperature_line
+
+    def ci(interval):  # whole percent: fits 80 columns; report.md has the decimals and KL closed's interval
+        return "–" if not interval else f"[{interval[0]:.0f}, {interval[1]:.0f}]"
+
+    def samples(s):
+        if report.schema_version < 2:
+            return "–"
+        return "exact" if s.samples_min is None else f"{s.samples_min}" + (
+            f"<{report.min_trusted_samples}" if s.interval_trusted is False else "")
+
+    table = Table(title="alignment: how far the student moved from its base toward the teacher", title_justify="left",
+                  box=box.SIMPLE_HEAD, padding=(0, 1), collapse_padding=True, pad_edge=False)
+    for col in ("split", "cells", "gap", "95% CI", "baseline", "beats", "KL", "r game", "paper", "n"):
+        table.add_column(col, justify="left" if col == "split" else "right", no_wrap=True)
     for name, s in report.splits.items():  # split names come from records files: shown as text, not markup
-        ci = "-" if not s.gap_closed_ci else f"[{s.gap_closed_ci[0]:.0f}, {s.gap_closed_ci[1]:.0f}]"
-        table.add_row(escape(name), str(len(s.cells)), fmt(s.gap_closed), ci,
-                      fmt(s.paper_improvement_mean),
-                      fmt(s.profile_correlation_student, "", 2), fmt(s.profile_correlation_base, "", 2))
+        table.add_row(escape(name), str(len(s.cells)), format_value(s.gap_closed, 0), ci(s.gap_closed_ci),
+                      format_value(s.gap_closed_baseline, 0), format_verdict(s.beats_baseline),
+                      format_value(s.kl_closed, 0),
+                      f"{format_value(s.game_profile_correlation_student, 2)}/{format_value(s.game_profile_correlation_base, 2)}",
+                      format_value(s.paper_improvement_mean, 0), samples(s))
     console.print(table)
-    console.print("gap closed = 1 - sum|S-T| / sum|B-T| over a split's cells; paper = mean of (B-S)/(B-T) (%); "
-                  "r = correlation of rate profiles across cells (S student, B base, T teacher)")
+    console.print(temperature_line(report), markup=False, highlight=False)
+    console.print("gap (closed, %) = 1 - sum (S-T)^2 / sum (B-T)^2 over a split's cells, less sampling noise (95% "
+                  "cell bootstrap CI); baseline = the same for a constant student at T's mean train rate; beats = S above "
+                  "the baseline (95%); KL (closed, %) = share of KL(T||B) removed; r game = correlation of S's / B's "
+                  "within-context game differences with T's; paper = the paper metric (%), mean of (B-S)/(B-T) over "
+                  "this run's cells; n = "
+                  f"fewest samples per cell (exact = scored; 4<{MIN_TRUSTED_SAMPLES}: too few for a trusted interval, "
+                  "nothing called significant). S student, B base, T teacher", markup=False, highlight=False)
+    if report.schema_version < 2:
+        console.print("schema version 1 eval.json (older tomdistill): older definitions, newer measures missing; "
+                      "run evaluate again", markup=False, highlight=False)
     if report.skipped:
         console.print(f"left out (a role had no data): {', '.join(report.skipped)}", markup=False, highlight=False)
 

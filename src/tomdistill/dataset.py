@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import TomdistillError
-from .outdirs import check_dir, replace_owned_dir
+from .jsonfiles import load_json_file
+from .outdirs import check_dir, holds_only, replace_owned_dir
 from .runs import run_scenarios
 from .scenarios import Library, Scenario, render
 from .scenarios.parse import PARSER_VERSION
@@ -129,11 +130,18 @@ def build_dataset(
     return manifest
 
 
+#: What a dataset folder holds (see _write): an unmarked folder with anything else is not replaced.
+DATASET_FILES = ("train.jsonl", "hf", MANIFEST)
+
+
 def is_dataset_folder(folder: Path) -> bool:
-    """A dataset folder written before markers existed: its manifest.json is tomdistill's (migration rule)."""
+    """A dataset folder written before markers existed: its manifest.json is tomdistill's, and it
+    holds nothing but DATASET_FILES (migration rule)."""
+    if not holds_only(folder, DATASET_FILES):
+        return False
     try:
-        data = json.loads((folder / MANIFEST).read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
+        data = load_json_file(folder / MANIFEST, "dataset manifest")
+    except TomdistillError:
         return False
     return isinstance(data, dict) and {"teacher_run", "reply_format", "parser_version"} <= set(data)
 
@@ -154,7 +162,12 @@ def load_manifest(folder: Path) -> DatasetManifest:
     path = folder / MANIFEST
     if not path.is_file():
         raise TomdistillError(f"{folder}: not a tomdistill dataset folder (no {MANIFEST}); build one with `tomdistill dataset`")
-    return DatasetManifest(**json.loads(path.read_text()))
+    data = load_json_file(path, "dataset manifest")
+    try:
+        return DatasetManifest(**data)
+    except TypeError:  # not an object, or not the fields tomdistill writes
+        raise TomdistillError(f"{path}: not a tomdistill dataset manifest; build the folder again with "
+                              "`tomdistill dataset`") from None
 
 
 def load_training_data(folder: Path):

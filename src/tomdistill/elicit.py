@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
-from .errors import TomdistillError
+from .limits import check_size
 from .models.base import SCORING_VERSION, GenRequest, Model, SamplingSettings, ScoreRequest, check_seed
 from .runs import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario, prompt_hash, render
@@ -176,17 +176,11 @@ def _record_served_models(store: Store, run: Run, model: Model) -> None:
         store.update_model_info(run.id, run.model_info | {"served_models": sorted(served | known)})
 
 
-#: Most samples one elicit call may ask for: checked before the to-do list is built, so a typo
-#: like `-n 3000000000` is one line, not an out-of-memory kill (the paper asked 300 x 53).
-MAX_SAMPLES_PER_CALL = 10_000_000
-
-
 def _check_size(per_scenario: int, scenarios: int) -> None:
-    if per_scenario * scenarios > MAX_SAMPLES_PER_CALL:
-        raise TomdistillError(
-            f"--samples {per_scenario} x {scenarios} scenarios = {per_scenario * scenarios:,} samples; "
-            f"one run asks for at most {MAX_SAMPLES_PER_CALL:,} (the paper used 300 per scenario)"
-        )
+    # Before the to-do list is built. Worded without a flag name: the number may come from
+    # --samples or from a config file's teacher.samples / student.samples.
+    check_size(per_scenario * scenarios, f"{per_scenario:,} samples per scenario x {scenarios:,} scenarios", "samples",
+               "the paper used 300 per scenario")
 
 
 def _missing(store: Store, run: Run, scenarios: Sequence[Scenario], protocol: Protocol, n: int) -> list[_Todo]:

@@ -62,3 +62,16 @@ def describe_validation_error(exc: ValidationError) -> tuple[str | None, str]:
     if more:
         msg += f" (and {more} more problem{'s' if more > 1 else ''} in this entry)"
     return loc, msg
+
+
+#: Longest user value an error message quotes in full: a pasted 5,000-character cell must not make
+#: a 5 KB error line, and 60 characters are enough to find the value in the file.
+QUOTE_LIMIT = 60
+
+
+def quoted(value: object, limit: int = QUOTE_LIMIT, *, quote: bool = True) -> str:
+    """`value` for an error message, cut to `limit` characters, as Python's repr writes it (a line
+    break shows as \\n, so the message stays one line); `quote=False` leaves out the quotes."""
+    text = str(value)
+    shown = repr(text[:limit]) if quote else repr(text[:limit])[1:-1]
+    return shown if len(text) <= limit else f"{shown}... ({len(text):,} characters)"

@@ -10,8 +10,10 @@ inside one of its folders was put there by someone else and would lead writes (o
 outside the output folder.
 
 Folders written before markers existed are recognised by a `legacy` test of the caller: the
-files tomdistill always writes there (e.g. a dataset's manifest.json). Claiming such a folder
-writes the marker, so the test is needed once per folder.
+files tomdistill always writes there (e.g. a dataset's manifest.json), and nothing else - each
+kind lists the names it writes next to its test (`holds_only`), so a folder where the user added
+a file of their own is refused, not replaced. Claiming such a folder writes the marker, so the
+test is needed once per folder.
 
 Single output files cannot carry a marker: an existing file is replaced only when the caller
 was told to (`--force`), and then through a temporary file and a rename, which replaces a link
@@ -20,17 +22,19 @@ itself and never writes through it.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
 from .errors import TomdistillError
+from .jsonfiles import load_json_file
 
 MARKER = ".tomdistill"
 HINT = "move it away or pick another --out"
@@ -45,8 +49,8 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
     if path.is_symlink() or not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
+        data = load_json_file(path, "tomdistill marker")
+    except TomdistillError:
         return None
     return data if isinstance(data, dict) and data.get("tool") == "tomdistill" else None
 
@@ -58,13 +62,26 @@ def write_marker(folder: Path, kind: str, key: str | None = None) -> None:
     data = {"tool": "tomdistill", "version": __version__, "kind": kind, "key": key,
             "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
     tmp = folder / f"{MARKER}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, folder / MARKER)
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, folder / MARKER)
+    except OSError as exc:  # e.g. a folder named .tomdistill: no marker, and no temporary file left behind
+        with suppress(OSError):
+            tmp.unlink()
+        raise TomdistillError(f"{folder / MARKER}: cannot write tomdistill's marker ({exc.strerror or exc}); "
+                              f"{HINT}") from None
 
 
 def _contents(folder: Path) -> list[str]:
     # A half-written marker of another process (several training ranks claim the same folder) is no content.
     return [n for n in os.listdir(folder) if not (n.startswith(MARKER + ".") and n.endswith(".tmp"))]
+
+
+def holds_only(folder: Path, names: Iterable[str]) -> bool:
+    """True when every entry of `folder` matches one of `names` (shell patterns such as cells_*.png):
+    the part of a legacy test that keeps a folder holding a file of the user's from being replaced."""
+    patterns = list(names)
+    return all(any(fnmatch.fnmatchcase(name, p) for p in patterns) for name in _contents(folder))
 
 
 def _first_link(folder: Path) -> Path | None:
@@ -91,6 +108,9 @@ def check_dir(path: Path, kind: str, *, legacy: Legacy | None = None, hint: str 
         return False
     if not path.is_dir():
         raise TomdistillError(f"{path}: is a file, and tomdistill's {kind} folder would go there; {hint}")
+    marker = path / MARKER
+    if not marker.is_symlink() and marker.exists() and not marker.is_file():  # a link: refused below
+        raise TomdistillError(f"{marker}: is not a plain file, so not tomdistill's marker; {hint}")
     if _contents(path) and not owned(path, kind, legacy):
         marker = read_marker(path)
         what = f"it holds a tomdistill {marker.get('kind')}, not a {kind}" if marker else "tomdistill did not write it"

@@ -30,8 +30,9 @@ from typing import Any
 
 from .config import Config
 from .errors import TomdistillError
+from .jsonfiles import load_json_file
 from .models.base import SamplingSettings
-from .outdirs import Legacy, check_dir, claim_dir, replace_owned_dir
+from .outdirs import Legacy, check_dir, claim_dir, holds_only, replace_owned_dir
 from .progress import progress_bar
 from .scenarios import Scenario, load_library, prompt_hash, render
 from .versions import package_versions
@@ -47,26 +48,36 @@ OUT_HINT = "pick a new --out for this run"
 def _read_state(path: Path) -> dict[str, dict[str, Any]] | None:
     """pipeline.json's stage records, or None when it is absent or not one tomdistill wrote."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
+        data = load_json_file(path, "pipeline state")
+    except TomdistillError:
         return None
     ours = isinstance(data, dict) and data and all(k in STAGES and isinstance(v, dict) for k, v in data.items())
     return data if ours else None
 
 
-# Migration rule for folders written before markers existed: a run folder is ours when it holds a
-# valid pipeline.json, or (a run stopped during its first stage) nothing but the store; its
-# sub-folders when they hold the files tomdistill writes there (dataset: its manifest.json,
-# adapter: train_config.json or training_log.jsonl, report: report.html). Claiming marks them.
+STORE_FILES = tuple(STORE_FILE + suffix for suffix in ("", "-wal", "-shm", "-journal"))
+#: What a run writes in its folder; an unmarked folder holding anything else is not taken as a run.
+RUN_FILES = (*STORE_FILES, STATE_FILE, MANIFEST_FILE, "dataset", "adapter", "eval.json", "report")
+
+
+# Migration rule for folders written before markers existed: a run folder is ours when it holds
+# nothing but RUN_FILES, its tomdistill.db (if any) is a tomdistill store, and it has a valid
+# pipeline.json or (a run stopped during its first stage) nothing but the store. Its sub-folders
+# follow their own kinds' rules (dataset.py, train.py, evaluate/report.py). Claiming marks them.
 def _is_run_folder(folder: Path) -> bool:
+    from .store import is_store
+
+    if not holds_only(folder, RUN_FILES):
+        return False
+    store = folder / STORE_FILE
+    # Read-only, before anything is marked: someone's own SQLite file named tomdistill.db does not
+    # make their folder ours. (A link is left to check_dir, which refuses it by name.)
+    if store.exists() and not store.is_symlink() and not is_store(store):
+        return False
     if _read_state(folder / STATE_FILE) is not None:
         return True
     names = set(os.listdir(folder))
-    return STORE_FILE in names and names <= {STORE_FILE + suffix for suffix in ("", "-wal", "-shm", "-journal")}
-
-
-def _is_report_folder(folder: Path) -> bool:
-    return (folder / "report.html").is_file()
+    return STORE_FILE in names and names <= set(STORE_FILES)
 
 
 def _key(*parts: Any) -> str:
@@ -130,11 +141,12 @@ class Pipeline:
     def _folders(self) -> dict[str, tuple[str, str, Legacy]]:
         """The output sub-folders: path name -> (stage writing it, marker kind, migration test)."""
         from .dataset import DATASET_KIND, is_dataset_folder
+        from .evaluate.report import is_report_folder
         from .train import ADAPTER_KIND, is_adapter_folder
 
         return {"dataset": ("dataset", DATASET_KIND, is_dataset_folder),
                 "adapter": ("train", ADAPTER_KIND, is_adapter_folder),
-                "report": ("report", REPORT_KIND, _is_report_folder)}
+                "report": ("report", REPORT_KIND, is_report_folder)}
 
     def check_outputs(self) -> None:
         """Refuse, before any stage runs, an --out (or a folder in it) that tomdistill did not write."""

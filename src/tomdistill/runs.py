@@ -122,6 +122,14 @@ def run_rows(store: Store, run: Run) -> list[dict[str, Any]]:
     return rows
 
 
+#: Suffixes of file formats export does not write: `--out x.json` is a file the user expects, and
+#: making a datasets folder named x.json instead would surprise them.
+OTHER_FILE_SUFFIXES = frozenset((".json", ".ndjson", ".csv", ".tsv", ".txt", ".xlsx", ".xls", ".ods", ".arrow",
+                                 ".feather", ".pkl", ".pickle", ".h5", ".hdf5", ".npy", ".npz", ".db", ".sqlite",
+                                 ".sqlite3", ".gz", ".zip", ".tar", ".bz2", ".xz", ".zst", ".yaml", ".yml",
+                                 ".toml", ".xml", ".html", ".md"))
+
+
 def export_run(store: Store, run: Run, out: Path, *, force: bool = False) -> Path:
     """Write a run's samples as JSONL (`.jsonl`), Parquet (`.parquet`), or a `datasets` folder (other).
 
@@ -129,13 +137,17 @@ def export_run(store: Store, run: Run, out: Path, *, force: bool = False) -> Pat
     wrote it. A folder is replaced only when it is an earlier export (its `.tomdistill` marker);
     folders exported before markers existed are refused like any folder of the user's.
     """
-    folder = out.suffix not in (".jsonl", ".parquet")
+    suffix = out.suffix.lower()  # x.JSONL is a JSONL file, not a folder of that name
+    if suffix in OTHER_FILE_SUFFIXES:
+        raise TomdistillError(f"{out}: tomdistill does not write {out.suffix} files; use .jsonl or .parquet, or a "
+                              "folder name without a suffix for a datasets folder")
+    folder = suffix not in (".jsonl", ".parquet")
     if folder:
         check_dir(out, EXPORT_KIND)
     else:
         check_new_file(out, force=force)
     rows = run_rows(store, run)
-    if out.suffix == ".jsonl":
+    if suffix == ".jsonl":
         with replacing_file(out) as tmp, tmp.open("w") as fh:
             for row in rows:
                 fh.write(json.dumps(row, ensure_ascii=False) + "\n")

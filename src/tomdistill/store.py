@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import TomdistillError
+from .errors import TomdistillError, quoted
 
 DEFAULT_STORE = "tomdistill.db"
 STORE_ENV = "TOMDISTILL_STORE"
@@ -199,6 +199,9 @@ def _check_path(path: Path, readonly: bool) -> None:
     """Refuse a folder, a missing store for a reader, and (for a writer) make the store's folder."""
     if path.is_dir():
         raise StoreError(f"{path}: is a folder; --store needs a file path such as tomdistill.db")
+    if path.exists() and not path.is_file():  # SQLite would wait forever on a FIFO, or read a device
+        raise StoreError(f"{path}: is not a regular file (a FIFO, device or socket); --store needs a file path "
+                         "such as tomdistill.db")
     if readonly:
         if not path.exists():
             raise StoreError(f"no store at {path} (check --store or ${STORE_ENV}; `tomdistill elicit` creates one)")
@@ -210,6 +213,30 @@ def _check_path(path: Path, readonly: bool) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"{path}: cannot create its folder {path.parent} ({exc.strerror})") from None
+
+
+def is_store(path: Path) -> bool:
+    """True when `path` is a tomdistill store this version can read. Opened read-only, so nothing
+    is written, whatever the file is (someone else's database is refused as on every opening)."""
+    try:
+        with Store(path, readonly=True):
+            return True
+    except StoreError:
+        return False
+
+
+#: Longest name of a new run; names go into folder names (play-RUN) and one-line messages.
+RUN_NAME_MAX = 100
+
+
+def check_run_name(name: str) -> None:
+    """Refuse a name for a NEW run that is empty, too long, not printable text, or holds a path
+    separator. Runs stored under other names before this check existed still load."""
+    if not 1 <= len(name) <= RUN_NAME_MAX or not name.strip():
+        raise StoreError(f"run name {quoted(name)}: must be 1 to {RUN_NAME_MAX} characters, not only spaces")
+    if not name.isprintable() or "/" in name or "\\" in name:
+        raise StoreError(f"run name {quoted(name)}: use printable text without line breaks, control characters "
+                         "or path separators (/ \\)")
 
 
 def _check_intact(conn: sqlite3.Connection, path: Path) -> None:
@@ -414,6 +441,7 @@ class Store:
                 shown = "; ".join(f"{k}: stored {have[k]!r}, asked {wanted[k]!r}" for k in diff)
                 raise StoreError(f"run '{name}' already exists with other settings ({shown}); choose another --run name")
             return existing
+        check_run_name(name)
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO runs (name, model, adapter, protocol, mode, settings, seed, model_info, created) "
@@ -522,6 +550,7 @@ class Store:
                 shown = "; ".join(f"{k}: stored {have[k]!r}, asked {wanted[k]!r}" for k in diff)
                 raise StoreError(f"play run '{name}' already exists with another setup ({shown}); choose another --run name")
             return existing
+        check_run_name(name)
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO plays (name, scenario, agents, settings, seed, created) VALUES (?, ?, ?, ?, ?, ?)",

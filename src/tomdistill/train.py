@@ -19,8 +19,9 @@ from typing import Any
 from .config import TrainConfig
 from .dataset import load_manifest, load_training_data
 from .errors import TomdistillError
+from .jsonfiles import load_json_file
 from .models.registry import local_model_path
-from .outdirs import check_dir, claim_dir
+from .outdirs import check_dir, claim_dir, holds_only
 from .versions import package_versions
 
 CHECKPOINTS = "checkpoints"
@@ -30,14 +31,26 @@ MERGE_INFO = "tomdistill_merge.json"
 ADAPTER_KIND, MERGED_KIND = "adapter", "merged"  # the kinds in the .tomdistill markers of the output folders
 
 
+# The names training and merging write (tomdistill's, PEFT's, transformers' and the tokenizer's):
+# an unmarked folder holding anything else has a file of the user's in it, and is not taken as ours.
+_TOKENIZER_FILES = ("tokenizer*", "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json",
+                    "chat_template.jinja")
+ADAPTER_FILES = (TRAIN_CONFIG, TRAIN_LOG, CHECKPOINTS, "README.md", "adapter_config.json", "adapter_model.*",
+                 "training_args.bin", *_TOKENIZER_FILES)
+MERGED_FILES = (MERGE_INFO, "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
+                "pytorch_model*.bin", "pytorch_model.bin.index.json", *_TOKENIZER_FILES)
+
+
 def is_adapter_folder(folder: Path) -> bool:
     """An adapter folder written before markers existed (migration rule): it holds the files only
-    tomdistill's training writes there, the config of a finished one or the loss log of a started one."""
-    return (folder / TRAIN_CONFIG).is_file() or (folder / TRAIN_LOG).is_file()
+    tomdistill's training writes there, the config of a finished one or the loss log of a started
+    one, and nothing but ADAPTER_FILES."""
+    return ((folder / TRAIN_CONFIG).is_file() or (folder / TRAIN_LOG).is_file()) and holds_only(folder, ADAPTER_FILES)
 
 
 def _is_merged_folder(folder: Path) -> bool:
-    return (folder / MERGE_INFO).is_file()  # a merged model written before markers existed
+    """A merged model written before markers existed: its tomdistill_merge.json, nothing but MERGED_FILES."""
+    return (folder / MERGE_INFO).is_file() and holds_only(folder, MERGED_FILES)
 
 
 @dataclass
@@ -212,6 +225,18 @@ template, `{TRAIN_CONFIG}` (exact config and versions), `{TRAIN_LOG}` (loss per 
 """
 
 
+def adapter_student(adapter: Path) -> str | None:
+    """The student spec an adapter folder's train_config.json names; None when there is no such file."""
+    info_path = adapter / TRAIN_CONFIG
+    if not info_path.is_file():
+        return None
+    info = load_json_file(info_path, TRAIN_CONFIG)
+    student = info.get("student") if isinstance(info, dict) else None
+    if not isinstance(student, str):
+        raise TomdistillError(f"{info_path}: field 'student' is missing or not a model spec")
+    return student
+
+
 def merge(adapter: Path, out: Path, student: str | None = None) -> Path:
     """Write the student with the adapter folded into its weights, as a standalone model folder."""
     from .models.registry import check_adapter_dir
@@ -219,9 +244,9 @@ def merge(adapter: Path, out: Path, student: str | None = None) -> Path:
     check_adapter_dir(adapter)
     info_path = adapter / TRAIN_CONFIG
     if student is None:
-        if not info_path.is_file():
+        student = adapter_student(adapter)
+        if student is None:
             raise TomdistillError(f"{adapter}: no {TRAIN_CONFIG} saying which student it belongs to; pass --student")
-        student = json.loads(info_path.read_text())["student"]
     check_dir(out, MERGED_KIND, legacy=_is_merged_folder)
     import transformers
     from peft import PeftModel

@@ -168,13 +168,12 @@ class Agent:
 
     @classmethod
     def _from_adapter_dir(cls, folder: Path, mode, protocol, sampling, label, options: ModelOptions) -> Agent:
-        import json
+        from ..train import adapter_student
 
-        info_path = folder / "train_config.json"
-        if not info_path.is_file():
+        student = adapter_student(folder)
+        if student is None:
             raise TomdistillError(f"{folder}: adapter folder without train_config.json, so its base model is unknown; "
                                   "export it with `tomdistill export --student SPEC`")
-        student = json.loads(info_path.read_text())["student"]
         model = load_model(student, replace(options.for_mode(mode or "score"), adapter=folder))
         return cls(model, protocol=protocol or "answer", mode=mode or "score", sampling=sampling,
                    label=label or folder.name, source=str(folder))

@@ -111,28 +111,54 @@ def find_eval(adapter: Path) -> Path | None:
     return None
 
 
+#: Split keys of eval.json copied into behaviour.json, under the card's name ("agent" for the student).
+_CARD_KEYS = {
+    "gap_closed": "gap_closed", "gap_closed_ci": "gap_closed_ci", "gap_closed_baseline": "gap_closed_baseline",
+    "beats_baseline": "beats_baseline", "kl_closed": "kl_closed", "kl_closed_ci": "kl_closed_ci",
+    "cross_entropy_student": "cross_entropy_agent", "cross_entropy_base": "cross_entropy_base",
+    "game_profile_correlation_student": "game_profile_correlation_agent",
+    "game_profile_correlation_base": "game_profile_correlation_base",
+    "paper_improvement_mean": "paper_improvement_mean",
+    "profile_correlation_student": "profile_correlation_agent", "profile_correlation_base": "profile_correlation_base",
+    "samples_min": "samples_min", "interval_trusted": "interval_trusted",
+}
+
+
 def behaviour_from_eval(report, eval_path: Path) -> dict[str, Any]:
     """This agent's rates beside the teacher's and the base's, per cell and split, from an EvalReport."""
     splits = {}
     for name, s in report.splits.items():
-        splits[name] = {
-            "gap_closed": s.gap_closed, "gap_closed_ci": s.gap_closed_ci,
-            "paper_improvement_mean": s.paper_improvement_mean,
-            "profile_correlation_agent": s.profile_correlation_student,
-            "profile_correlation_base": s.profile_correlation_base,
-            "cells": [{"scenario": c.scenario, "unit": c.unit, "agent": c.student.model_dump(),
-                       "teacher": c.teacher.model_dump(), "base": c.base.model_dump()} for c in s.cells],
-        }
+        splits[name] = {card: getattr(s, key) for key, card in _CARD_KEYS.items()}
+        splits[name]["cells"] = [{"scenario": c.scenario, "unit": c.unit, "agent": c.student.model_dump(),
+                                  "teacher": c.teacher.model_dump(), "base": c.base.model_dump()} for c in s.cells]
     return {
-        "eval": str(eval_path), "eval_created": report.created,
+        "eval": str(eval_path), "eval_created": report.created, "eval_schema_version": report.schema_version,
+        "temperature": report.temperature,
         "sources": {s.role if s.role != "student" else "agent": s.model_dump(exclude_none=True) for s in report.sources},
-        "units": "percent choosing the cooperative action, or mean dollars given (donation game)",
+        "units": "percent choosing the cooperative action, or mean dollars given (donation game); "
+                 "gap closed, KL closed and the baseline in percent, cross-entropies in nats",
         "splits": splits,
     }
 
 
+def _card_rows(behaviour: dict[str, Any]) -> list[str]:
+    """The card's summary table: one row per split."""
+    from ..evaluate.report import format_estimate, format_value, format_verdict
+
+    rows = ["| split | cells | gap closed [95% CI] | baseline | beats baseline | KL closed [95% CI] | "
+            "game-profile r agent / base | paper metric (this run) |", "|---|---|---|---|---|---|---|---|"]
+    for split, s in behaviour["splits"].items():
+        rows.append(
+            f"| {split} | {len(s['cells'])} | {format_estimate(s['gap_closed'], s['gap_closed_ci'])} | "
+            f"{format_value(s['gap_closed_baseline'], 1, '%')} | {format_verdict(s['beats_baseline'])} | "
+            f"{format_estimate(s['kl_closed'], s['kl_closed_ci'])} | {format_value(s['game_profile_correlation_agent'], 2)}"
+            f" / {format_value(s['game_profile_correlation_base'], 2)} | {format_value(s['paper_improvement_mean'], 1, '%')} |"
+        )
+    return rows
+
+
 def behaviour_markdown(name: str, behaviour: dict[str, Any], report) -> str:
-    from ..evaluate.report import format_rate, format_value
+    from ..evaluate.report import format_rate, temperature_line
 
     src = behaviour["sources"]
 
@@ -149,24 +175,25 @@ def behaviour_markdown(name: str, behaviour: dict[str, Any], report) -> str:
         "",
         ("Rates are the share choosing the cooperative action (C), in percent, or the mean dollars given in the "
         "donation game, with n and a 95% interval (Wilson for shares, t for means). Score-mode rates are exact "
-        "probabilities from one forward pass (n=1, no interval)."),
+        "probabilities from one forward pass (marked exact, no interval)."),
+        "",
+        temperature_line(report),
         "",
         f"- **agent**: {who('agent')}",
         f"- **teacher**: {who('teacher')}",
         f"- **base**: {who('base')}",
         "",
-        "| split | cells | gap closed | 95% CI | paper improvement | r(agent, teacher) | r(base, teacher) |",
-        "|---|---|---|---|---|---|---|",
+        *_card_rows(behaviour),
+        "",
+        ("*Gap closed*: 1 - sum (agent - teacher)^2 / sum (base - teacher)^2 over a split's cells, less sampling "
+         "noise (100% = decides like the teacher, 0% = no closer than the base). *Baseline*: the same for a constant "
+         "agent at the teacher's mean train rate; *beats baseline*: above it with 95% confidence. *KL closed*: share "
+         "of the base's KL divergence from the teacher removed. *Game-profile r*: correlation of within-context "
+         "game differences with the teacher's. Intervals: 95% cell bootstrap. \"–\": not defined or undecided."),
     ]
-    for split, s in behaviour["splits"].items():
-        ci = s["gap_closed_ci"]
-        lines.append(
-            f"| {split} | {len(s['cells'])} | {format_value(s['gap_closed'], 1, '%')} | "
-            f"{'–' if not ci else f'[{ci[0]:.1f}, {ci[1]:.1f}]'} | {format_value(s['paper_improvement_mean'], 1, '%')} | "
-            f"{format_value(s['profile_correlation_agent'], 2)} | {format_value(s['profile_correlation_base'], 2)} |"
-        )
-    lines += ["", ("*Gap closed*: 1 - sum|agent - teacher| / sum|base - teacher| over a split's cells (100% = "
-              "decides like the teacher, 0% = no closer than the base).")]
+    if report.schema_version < 2:
+        lines += ["", "The evaluation is an older eval.json (schema version 1): gap closed there sums absolute gaps, "
+                      "and the newer measures are missing."]
     for split, s in report.splits.items():
         lines += ["", f"## {split}", "", "| scenario | agent | teacher | base |", "|---|---|---|---|"]
         for c in s.cells:

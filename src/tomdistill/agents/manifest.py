@@ -13,7 +13,6 @@ must match the sha256 agent.json records for it.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..errors import TomdistillError, describe_validation_error
+from ..jsonfiles import load_json_file
 from ..models.base import SamplingSettings
 from ..scenarios.render import Protocol
 
@@ -77,10 +77,7 @@ def read_manifest(folder: Path) -> AgentManifest:
     path = folder / AGENT_FILE
     if not path.is_file():
         raise TomdistillError(f"{folder}: not an agent folder (no {AGENT_FILE}); make one with `tomdistill export`")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TomdistillError(f"{path}: not valid JSON ({exc})") from None
+    data = load_json_file(path, AGENT_FILE)
     if isinstance(data, dict) and isinstance(data.get("format"), int) and data["format"] > FORMAT_VERSION:
         raise TomdistillError(f"{path}: written by a newer tomdistill (format {data['format']} > {FORMAT_VERSION}); upgrade tomdistill")
     try:

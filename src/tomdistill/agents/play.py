@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TomdistillError
+from ..limits import check_size
 from ..models.base import check_seed
 from ..models.registry import ModelOptions
 from ..scenarios import Scenario, prompt_hash, render
@@ -75,6 +76,14 @@ def schedule(n_types: int, pairs: int) -> list[Match]:
             for col in range(row, n_types):
                 out.append(Match(len(out), row, col, replica))
     return out
+
+
+def _check_size(n_types: int, pairs: int, rounds: int) -> None:
+    # Before schedule() builds the match list: --pairs 100000000 would otherwise grow memory until killed.
+    pairings = n_types * (n_types + 1) // 2
+    check_size(pairs * pairings * rounds * 2,
+               f"{pairs:,} matches per pairing x {pairings:,} pairings of {n_types} agent types x {rounds:,} rounds "
+               "x 2 seats", "moves", "lower --pairs or --rounds")
 
 
 def move_seed(run_seed: int, match: int, round_: int, slot: int, attempt: int = 0) -> int:
@@ -171,6 +180,7 @@ def play(
         raise TomdistillError("rounds, pairs and attempts must be at least 1")
     check_seed(seed)
     labels = list(players)
+    _check_size(len(labels), pairs, rounds)
     record = store.open_play(
         run, scenario=scenario.id, agents=[players[label].info() for label in labels],
         settings={"max_attempts": max_attempts, "scenario_hash": prompt_hash(render(scenario, "answer"))}, seed=seed,

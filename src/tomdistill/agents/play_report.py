@@ -20,7 +20,7 @@ from scipy import stats
 from ..evaluate.pages import format_value, markdown_env, trusted, write_pages
 from ..evaluate.plots import pyplot
 from ..evaluate.stats import Observations
-from ..outdirs import check_dir, claim_dir
+from ..outdirs import check_dir, claim_dir, holds_only
 from ..scenarios.render import num
 from ..store import Move
 from .play import PlayResult
@@ -247,9 +247,13 @@ def render_markdown(summary: dict[str, Any], images: dict[str, str]) -> str:
 PLAY_KIND = "play"  # the kind in the .tomdistill marker of a play report folder
 
 
+#: What write_play_report writes: an unmarked folder holding anything else is not taken as a report.
+PLAY_FILES = (PLAY_JSON, "report.md", "report.html", "payoff_matrix.png", "cooperation_by_round.png")
+
+
 def _is_play_folder(folder: Path) -> bool:
-    """A play report written before markers existed: it holds tomdistill's play.json."""
-    return (folder / PLAY_JSON).is_file()
+    """A play report written before markers existed: tomdistill's play.json and nothing but PLAY_FILES."""
+    return (folder / PLAY_JSON).is_file() and holds_only(folder, PLAY_FILES)
 
 
 def check_play_out(out: Path) -> None:

@@ -1,8 +1,9 @@
 """Alignment evaluation: how far the fine-tuned student moved from its base toward the teacher.
 
 Per cell (context x game): the three rates with intervals, the paper's improvement, tests and
-divergences; per split: the paper's mean improvement, a robust gap closure with a bootstrap
-interval, and how well the student's rate profile follows the teacher's.
+divergences; per split: the bias-corrected gap closed and KL closed with cell-bootstrap intervals,
+the constant baseline, the game-profile correlations and the paper's mean improvement
+(definitions in docs/eval-schema.md, their checks by simulation in docs/statistics.md).
 """
 
 from __future__ import annotations

@@ -9,11 +9,13 @@ library (for their actions and answer range); contexts may be any name.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from ..errors import quoted
 from ..runs import current_samples, run_scenarios, sample_rate
 from ..scenarios import Library
 from ..scenarios.parse import Decision, game_answer_spec, parse_reply
@@ -66,19 +68,47 @@ def observations_from_run(store: Store, run: Run, library: Library) -> dict[Cell
     return out
 
 
+#: What an `answer` cell of a numeric game may hold: digits, one decimal point, an optional sign.
+#: No "0_5" (Python's float() reads it as 5), no exponent, no words.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+
+
 def _decision(path: Path, line: int, row: dict[str, str | None], game_id: str, game) -> Decision:
-    """A row's decision: its `answer` (which must be valid) or else its parsed raw `text`."""
+    """A row's decision: its `answer` (which must be valid) or else its parsed raw `text`.
+
+    A row with both must not contradict itself: when the text reads as another decision than the
+    answer, neither can be trusted, so the row is refused (a text the parser cannot read is left
+    to the answer, which is what the column is for)."""
     answer, text = row.get("answer"), row.get("text")
-    if answer not in (None, ""):
-        if _non_finite(answer):
-            raise RecordsError(path, line, f"field 'answer' is {answer!r}, not a finite number")
-        decision = parse_reply(answer, game_answer_spec(game))
-        if not decision.valid:
-            raise RecordsError(path, line, f"answer {answer!r} is not a valid answer in {game_id}: {decision.invalid_reason}")
-        return decision
-    if text is None:
-        raise RecordsError(path, line, "needs an 'answer' or a 'text' column")
-    return parse_reply(text, game_answer_spec(game))
+    if answer in (None, ""):
+        if text is None:
+            raise RecordsError(path, line, "needs an 'answer' or a 'text' column")
+        return parse_reply(text, game_answer_spec(game))
+    decision = _answer(path, line, answer, game_id, game)
+    said = parse_reply(text, game_answer_spec(game)) if text not in (None, "") else None
+    if said is not None and said.valid and said.action != decision.action:
+        read_as = f"{said.action:g}" if isinstance(said.action, float) else said.action
+        raise RecordsError(path, line, f"answer {quoted(answer)} and text {quoted(text)} disagree (the text reads as "
+                                       f"{read_as}); fix one of the two columns")
+    return decision
+
+
+def _answer(path: Path, line: int, answer: str, game_id: str, game) -> Decision:
+    """The decision an `answer` cell states: exactly an action label or a plain number, valid in the game."""
+    if _non_finite(answer):
+        raise RecordsError(path, line, f"field 'answer' is {quoted(answer)}, not a finite number")
+    decision = parse_reply(answer, game_answer_spec(game))
+    if not decision.valid:
+        raise RecordsError(path, line, f"answer {quoted(answer)} is not a valid answer in {game_id}: {decision.invalid_reason}")
+    cell = answer.strip()
+    if isinstance(game, MatrixGame):
+        if cell.upper() not in {a.upper() for a in game.actions}:
+            raise RecordsError(path, line, f"answer {quoted(answer)} must be just an action label of {game_id} "
+                                           f"({', '.join(game.actions)}); a reply in words goes in the 'text' column")
+    elif _PLAIN_NUMBER.fullmatch(cell) is None:
+        raise RecordsError(path, line, f"answer {quoted(answer)} must be just a number such as 5 or 2.5; a reply in "
+                                       "words goes in the 'text' column")
+    return decision
 
 
 def _non_finite(value: str) -> bool:
@@ -97,16 +127,18 @@ def observations_from_records(path: Path, library: Library) -> RoleData:
     for number, row in read_records(path):
         role = (row.get("role") or "").strip()
         if role not in ROLES:
-            raise RecordsError(path, number, f"unknown role {role!r}; expected teacher, base or student")
+            raise RecordsError(path, number, f"unknown role {quoted(role)}; expected teacher, base or student")
         for column in ("split", "context", "game"):
             if not (row.get(column) or "").strip():
                 raise RecordsError(path, number, f"'{column}' is empty")
         split, context, game_id = ((row[c] or "").strip() for c in ("split", "context", "game"))
         game = games.get(game_id)
         if game is None:
-            raise RecordsError(path, number, f"unknown game {game_id!r}; known: {', '.join(games)}")
+            raise RecordsError(path, number, f"unknown game {quoted(game_id)}; known: {', '.join(games)}")
         if split_of.setdefault((context, game_id), split) != split:
-            raise RecordsError(path, number, f"cell {context}/{game_id} appears in splits {split_of[(context, game_id)]} and {split}")
+            raise RecordsError(path, number, f"cell {quoted(context, quote=False)}/{game_id} appears in splits "
+                                             f"{quoted(split_of[(context, game_id)], quote=False)} and "
+                                             f"{quoted(split, quote=False)}")
         decision = _decision(path, number, row, game_id, game)
         key = CellKey(split, context, game_id)
         values = collected[role].setdefault(key, [])

@@ -12,13 +12,13 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import json
 import math
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ..errors import TomdistillError
+from ..errors import TomdistillError, quoted
+from ..jsonfiles import parse_json
 
 #: The columns / keys a record may use; anything else in the file is not read.
 COLUMNS = ("role", "split", "context", "game", "answer", "text")
@@ -100,7 +100,7 @@ def _header(path: Path, line: int, cells: list[str]) -> list[str]:
     names = [c.strip() for c in cells]
     for i, name in enumerate(names):
         if name and name in names[:i]:
-            raise RecordsError(path, line, f"column '{name}' appears twice in the header")
+            raise RecordsError(path, line, f"column {quoted(name)} appears twice in the header")
     missing = [c for c in REQUIRED if c not in names]
     if missing:
         raise RecordsError(path, line, f"missing columns: {', '.join(missing)}")
@@ -117,11 +117,9 @@ def _json_rows(path: Path, text: str) -> list[Row]:
         if not line.strip():
             continue
         try:
-            obj = json.loads(line, object_pairs_hook=_unique_keys)
-        except json.JSONDecodeError as exc:
-            raise RecordsError(path, number, f"not valid JSON ({exc.msg})") from None
+            obj = parse_json(line, f"{path}: line {number}", object_pairs_hook=_unique_keys)
         except _DuplicateKey as exc:
-            raise RecordsError(path, number, f"key '{exc.args[0]}' appears twice") from None
+            raise RecordsError(path, number, f"key {quoted(exc.args[0])} appears twice") from None
         if not isinstance(obj, dict):
             raise RecordsError(path, number, "each line must be a JSON object")
         rows.append((number, {k: _json_text(path, number, k, v) for k, v in obj.items() if k in COLUMNS}))
@@ -147,9 +145,9 @@ def _json_text(path: Path, line: int, key: str, value: Any) -> str | None:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         kind = {dict: "an object", list: "a list", bool: "true/false"}.get(type(value), type(value).__name__)
-        raise RecordsError(path, line, f"field '{key}' holds {kind}; expected a string or a number")
+        raise RecordsError(path, line, f"field {quoted(key)} holds {kind}; expected a string or a number")
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise RecordsError(path, line, f"field '{key}' is {value}, not a finite number")
+            raise RecordsError(path, line, f"field {quoted(key)} is {value}, not a finite number")
         return format(Decimal(repr(value)), "f")  # 1e-7 -> "0.0000001", not "1e-07"
     return str(value)

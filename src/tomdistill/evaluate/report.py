@@ -6,19 +6,19 @@ The report folder is tomdistill's own (outdirs.py): a new or empty folder, or an
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from markupsafe import Markup
 
 from ..errors import TomdistillError
-from ..outdirs import HINT, claim_dir
+from ..jsonfiles import load_json_file
+from ..outdirs import HINT, claim_dir, holds_only
 from .pages import format_value, markdown_env, md_text, trusted, write_pages
 from .plots import cell_bars, heatmap, improvement
-from .schema import EvalReport
+from .schema import SCHEMA_VERSION, EvalReport
 
-__all__ = ["check_eval_out", "format_rate", "format_value", "write_report"]
+__all__ = ["check_eval_out", "format_estimate", "format_rate", "format_value", "format_verdict", "write_report"]
 
 REPORT_KIND = "report"  # the kind in the folder's .tomdistill marker (outdirs.py)
 
@@ -26,29 +26,48 @@ _TEMPLATE = """# tomdistill evaluation
 
 {{ sources }}
 
+{{ temperature }}
+{% if report.schema_version < 2 %}
+
+> This eval.json has schema version {{ report.schema_version }} (an older tomdistill): its gap closed sums absolute
+> gaps and its interval resampled within cells only, and KL closed, the game-profile r and the baseline are
+> missing. Run `tomdistill evaluate` again for the current measures.
+{% endif %}
+
 ## Headline
 
 {% if not report.splits %}
 No cell has answers from all three roles (teacher, base, student), so there is nothing to compare.
 {% else %}
-| split | cells | gap closed | 95% CI | paper improvement (mean) | defined cells | r(student, teacher) | r(base, teacher) | significant moves |
+| split | cells | gap closed [95% CI] | baseline | beats baseline | KL closed [95% CI] | game-profile r student / base | paper metric (this run) | samples per cell |
 |---|---|---|---|---|---|---|---|---|
 {% for name, s in report.splits.items() -%}
-| {{ name }} | {{ s.cells|length }} | {{ fmt(s.gap_closed, 1, '%') }} | {{ ci(s.gap_closed_ci) }} | {{ fmt(s.paper_improvement_mean, 1, '%') }} | {{ s.paper_improvement_cells }} | {{ fmt(s.profile_correlation_student, 2) }} | {{ fmt(s.profile_correlation_base, 2) }} | {{ '–' if s.significant_moves is none else s.significant_moves }} |
+| {{ name }} | {{ s.cells|length }} | {{ est(s.gap_closed, s.gap_closed_ci) }} | {{ fmt(s.gap_closed_baseline, 1, '%') }} | {{ verdict(s.beats_baseline) }} | {{ est(s.kl_closed, s.kl_closed_ci) }} | {{ fmt(s.game_profile_correlation_student, 2) }} / {{ fmt(s.game_profile_correlation_base, 2) }} | {{ fmt(s.paper_improvement_mean, 1, '%') }} | {{ samples(s, report.schema_version) }} |
 {% endfor %}
 {% endif %}
 
 {% for name, s in report.splits.items() %}
+{% if s.interval_trusted == false %}
+> **{{ name }}**: a sampled rate here rests on {{ s.samples_min }} answers, fewer than the {{ report.min_trusted_samples }} per cell from which the intervals held in simulation (docs/statistics.md): its intervals are not trustworthy and nothing is called significant. Sample more, or score the roles exactly.
+
+{% endif %}
 {% if s.gap_closed_ci and s.gap_closed is not none and not (s.gap_closed_ci[0] <= s.gap_closed <= s.gap_closed_ci[1]) %}
-> **{{ name }}**: the bootstrap interval does not contain the estimate (bias {{ fmt(s.gap_closed_bias, 1) }} points): there are too few samples per cell for a stable interval; sample the teacher (and students) more.
+> **{{ name }}**: the interval does not contain the estimate (bias {{ fmt(s.gap_closed_bias, 1) }} points): there are too few samples per cell for a stable interval; sample the teacher (and students) more.
 
 {% endif %}
 {% endfor %}
-*Gap closed* = 1 - sum|student - teacher| / sum|base - teacher| over the cells of a split (100% = the
-student matches the teacher, 0% = no closer than the base, negative = further away). The *paper
-improvement* is (base - student) / (base - teacher) per cell, averaged; it is unstable where base and
-teacher are close. *r* is the correlation of rate profiles across cells: does the student follow the
-teacher's game and context differences, not just its average?
+*Gap closed* = 1 - sum g(student)^2 / sum g(base)^2 over a split's cells, where g is the gap to the teacher's
+rate (0-1 scale) and each sampled rate's noise (S^2/n) is taken off its squared gap, so few samples do not
+inflate it. 100% = the student matches the teacher, 0% = no closer than the base, negative = further away.
+The *baseline* is the gap closed by a constant student answering the teacher's mean train rate in every cell:
+a student that only learned the teacher's overall level gets that much. *Beats baseline* says whether the
+student's gap closed is above the baseline's (95% paired cell bootstrap; "–" when undecided or not decidable).
+*KL closed* is the share of the base's KL divergence from the teacher's answer distribution that the student
+removed. The *game-profile r* correlates each cell's deviation from its context's mean with the teacher's: did
+the student learn the teacher's differences between games, not just its level? Intervals are 95% cell
+bootstrap intervals (cells resampled, and samples within a cell where a role was sampled). The *paper metric*
+is the paper's (base - student) / (base - teacher) per cell, averaged over this run's cells; it is unstable
+where base and teacher are close.
 {% if images.improvement %}
 
 ![improvement]({{ images.improvement }})
@@ -56,6 +75,10 @@ teacher's game and context differences, not just its average?
 {% for name, s in report.splits.items() %}
 
 ## {{ name }}
+
+Level profile r (student / base, across all cells): {{ fmt(s.profile_correlation_student, 2) }} / {{ fmt(s.profile_correlation_base, 2) }}.
+Cross-entropy with the teacher's answers (student / base): {{ fmt(s.cross_entropy_student, 3, ' nats') }} / {{ fmt(s.cross_entropy_base, 3, ' nats') }}.
+Cells where the student moved significantly from its base (Holm p < 0.05): {{ '–' if s.significant_moves is none else s.significant_moves }}.
 {% if images['heatmap_' ~ name] %}
 
 ![heatmap {{ name }}]({{ images['heatmap_' ~ name] }})
@@ -65,7 +88,7 @@ teacher's game and context differences, not just its average?
 ![cells {{ name }}]({{ images['cells_' ~ name] }})
 {% endif %}
 
-| cell | teacher | base | student | paper improvement | JSD base / student (bits) | student vs base p (Holm) |
+| cell | teacher | base | student | paper metric (this run) | JSD base / student (bits) | student vs base p (Holm) |
 |---|---|---|---|---|---|---|
 {% for c in s.cells -%}
 | {{ c.scenario }} | {{ rate(c.teacher) }} | {{ rate(c.base) }} | {{ rate(c.student) }} | {{ fmt(c.paper_improvement, 1, '%') }} | {{ fmt(c.jsd_base_teacher, 3) }} / {{ fmt(c.jsd_student_teacher, 3) }} | {{ fmt(c.student_vs_base.p_holm, 3) }} |
@@ -79,16 +102,40 @@ Left out (a role had no data): {{ report.skipped|join(', ') }}
 
 
 def format_rate(rate) -> str:
+    """A rate with its interval and sample size, or "(exact)" for a score-mode probability."""
     if rate.value is None:
         return "–"
     text = f"{rate.value:.1f}"
     if rate.low is not None and rate.high is not None:
         text += f" [{rate.low:.1f}, {rate.high:.1f}]"
-    return text + f" (n={rate.n})"
+    return text + (" (exact)" if rate.source == "score" else f" (n={rate.n})")
 
 
-def _ci(ci: list[float] | None) -> str:
-    return "–" if not ci else f"[{ci[0]:.1f}, {ci[1]:.1f}]"
+def format_estimate(value: float | None, ci: list[float] | None, suffix: str = "%") -> str:
+    """A percentage with its interval: "41.7% [30.1, 52.3]", "41.7%" without one, "–" for null."""
+    if value is None:
+        return "–"
+    return f"{value:.1f}{suffix}" + ("" if not ci else f" [{ci[0]:.1f}, {ci[1]:.1f}]")
+
+
+def format_verdict(beats: bool | None) -> str:
+    return "–" if beats is None else "yes" if beats else "no"
+
+
+def format_samples(split, schema_version: int = SCHEMA_VERSION) -> str:
+    """Fewest samples behind a sampled rate of the split, "exact" when every rate was scored."""
+    if schema_version < 2:  # not recorded then
+        return "–"
+    if split.samples_min is None:
+        return "exact"
+    return f"{split.samples_min}" + (" (too few)" if split.interval_trusted is False else "")
+
+
+def temperature_line(report: EvalReport) -> str:
+    """Which temperature the compared distributions are at."""
+    if report.temperature is None:
+        return "Temperature: – (not recorded: a records file, or an older eval.json)."
+    return f"Temperature: {report.temperature:g} (every role sampled, or scored, at it)."
 
 
 def _sources(report: EvalReport) -> Markup:
@@ -106,8 +153,9 @@ def _sources(report: EvalReport) -> Markup:
 
 def _markdown(report: EvalReport, images: dict[str, Markup]) -> str:
     return markdown_env().from_string(_TEMPLATE).render(
-        report=report, images=images, fmt=trusted(format_value), ci=trusted(_ci), rate=trusted(format_rate),
-        sources=_sources(report),
+        report=report, images=images, fmt=trusted(format_value), rate=trusted(format_rate),
+        est=trusted(format_estimate), verdict=trusted(format_verdict), samples=trusted(format_samples),
+        sources=_sources(report), temperature=Markup(temperature_line(report)),
     )
 
 
@@ -127,13 +175,19 @@ def _file_stems(names: list[str]) -> dict[str, str]:
     return stems
 
 
-def _is_legacy_report(folder: Path) -> bool:
-    """A report folder written before markers existed: its report.md starts with tomdistill's title."""
+#: What write_report writes: an unmarked folder holding anything else is not taken as a report.
+REPORT_FILES = ("report.md", "report.html", "improvement.png", "cells_*.png", "heatmap_*.png")
+
+
+def is_report_folder(folder: Path) -> bool:
+    """A report folder written before markers existed (here and as a run's report/): its report.md
+    starts with tomdistill's title, and it holds nothing but REPORT_FILES."""
     md = folder / "report.md"
     try:
-        return md.is_file() and not md.is_symlink() and md.read_text().startswith("# tomdistill ")
+        ours = md.is_file() and not md.is_symlink() and md.read_text().startswith("# tomdistill ")
     except (OSError, UnicodeDecodeError):
         return False
+    return ours and holds_only(folder, REPORT_FILES)
 
 
 def write_report(report: EvalReport, out: Path) -> dict[str, Path]:
@@ -144,7 +198,7 @@ def write_report(report: EvalReport, out: Path) -> dict[str, Path]:
     stems = _file_stems(list(report.splits))
     pngs: dict[str, Path] = {}
     try:
-        claim_dir(out, REPORT_KIND, legacy=_is_legacy_report)
+        claim_dir(out, REPORT_KIND, legacy=is_report_folder)
         if (plot := improvement(report, out / "improvement.png")) is not None:
             pngs["improvement"] = plot
         for name, result in report.splits.items():
@@ -167,8 +221,8 @@ def _check_ancestor(path: Path) -> None:
 
 def _is_eval_json(path: Path) -> bool:
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        data = load_json_file(path, "eval.json")
+    except TomdistillError:
         return False
     return isinstance(data, dict) and {"schema_version", "tomdistill_version", "splits"} <= data.keys()
 

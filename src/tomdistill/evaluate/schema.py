@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: Versions `load_report` reads: version 1 files lack the newer keys (null) and their gap_closed and
+#: gap_closed_ci have the older definitions, which the report and the behaviour card point out.
+READABLE_VERSIONS = (1, 2)
 Role = Literal["teacher", "base", "student"]
 ROLES: tuple[Role, ...] = ("teacher", "base", "student")
 
@@ -66,15 +69,23 @@ class SplitResult(_Model):
     paper_improvement_mean: float | None = Field(description="Mean of the defined per-cell paper improvements (percent).")
     paper_improvement_cells: int = Field(description="Cells where the paper improvement is defined.")
     gap_closed: float | None = Field(
-        description="1 - sum|student - teacher| / sum|base - teacher| over the cells, in percent."
+        description="1 - sum g2(student) / sum g2(base) over the cells, in percent, where g2(role) is the role's "
+        "squared gap to the teacher on a 0-1 scale, less each sampled rate's variance (S^2/n): an unbiased "
+        "squared gap. Schema 1 summed absolute gaps (that is 1 - mean_abs_gap_student / mean_abs_gap_base)."
     )
     gap_closed_ci: list[float] | None = Field(
-        None, description="[low, high] 95% percentile bootstrap interval, resampling samples within cells."
+        None, description="[low, high] 95% percentile cell (cluster) bootstrap interval: cells resampled with "
+        "replacement, and samples within a drawn cell where a role was sampled. Schema 1: within cells only."
     )
     gap_closed_bias: float | None = Field(
-        None,
-        description="Mean bootstrap replicate minus gap_closed (points). Far from 0 means too few samples per cell: "
-        "noise inflates the absolute gaps, and the interval may not contain the estimate.",
+        None, description="Mean bootstrap replicate minus gap_closed (points): near 0 when the estimator is sound.",
+    )
+    samples_min: int | None = Field(
+        None, description="Fewest valid samples behind a sampled rate in the split (any role); null when all are exact."
+    )
+    interval_trusted: bool | None = Field(
+        None, description="False when samples_min is below min_trusted_samples: intervals do not hold their 95% "
+        "there and nothing is called significant; otherwise true with an interval, null without one."
     )
     mean_abs_gap_base: float | None = Field(None, description="Mean |base - teacher| over the cells.")
     mean_abs_gap_student: float | None = Field(None, description="Mean |student - teacher| over the cells.")
@@ -83,6 +94,29 @@ class SplitResult(_Model):
     )
     profile_correlation_student: float | None = Field(
         None, description="Pearson correlation of student and teacher rates across cells: game/context awareness."
+    )
+    game_profile_correlation_base: float | None = Field(
+        None, description="Pearson r of the base's and the teacher's within-context deviations (each cell minus its "
+        "context's mean, contexts with 2+ cells): null with < 3 such cells or no spread."
+    )
+    game_profile_correlation_student: float | None = Field(
+        None, description="The same for the student: did it learn the teacher's differences between games?"
+    )
+    cross_entropy_base: float | None = Field(
+        None, description="Mean over cells of the teacher-weighted cross-entropy of the base's answer distribution (nats)."
+    )
+    cross_entropy_student: float | None = Field(None, description="The same for the student (nats).")
+    kl_closed: float | None = Field(
+        None, description="1 - sum KL(teacher || student) / sum KL(teacher || base) over the cells, in percent."
+    )
+    kl_closed_ci: list[float] | None = Field(None, description="[low, high] 95% from the same cell bootstrap.")
+    gap_closed_baseline: float | None = Field(
+        None, description="gap_closed of a constant student answering the teacher's mean train rate (or mean train "
+        "amount) in every cell; null without a train split of that kind."
+    )
+    beats_baseline: bool | None = Field(
+        None, description="True / false when the 95% paired cell-bootstrap interval of gap_closed minus "
+        "gap_closed_baseline is above / below 0; null when undecided, untrusted, single-cell or with amounts."
     )
     significant_moves: int | None = Field(
         None, description="Cells where the student differs from the base (Holm p < 0.05); null when both were scored."
@@ -102,7 +136,7 @@ class Source(_Model):
 
 
 class EvalReport(_Model):
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = Field(SCHEMA_VERSION, description="2; version 1 files are read, with the newer keys null.")
     created: str
     tomdistill_version: str
     sources: list[Source]
@@ -110,6 +144,17 @@ class EvalReport(_Model):
         None, description="The one temperature every role was measured at (sampled or scored); null for records."
     )
     bootstrap: int = Field(description="Bootstrap resamples behind the gap_closed intervals.")
+    min_trusted_samples: int | None = Field(
+        None, description="Samples per cell below which a sampled rate's split gets no trusted interval (by simulation)."
+    )
     seed: int
     splits: dict[str, SplitResult]
     skipped: list[str] = Field(default_factory=list, description="Scenarios left out because a role had no data.")
+
+    @field_validator("schema_version")
+    @classmethod
+    def _readable(cls, version: int) -> int:
+        if version not in READABLE_VERSIONS:
+            raise ValueError(f"schema version {version} is not one this tomdistill reads "
+                             f"({', '.join(map(str, READABLE_VERSIONS))}); use the tomdistill that wrote it")
+        return version

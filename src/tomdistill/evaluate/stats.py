@@ -1,12 +1,14 @@
-"""Statistics of one cell and of a split: rates with intervals, tests, divergences, bootstrap.
+"""Statistics of one cell: rates with intervals, resamples, tests, divergences, profile correlations.
 
 Everything works on `Observations`: one role's answers in one cell, either sampled values
-(1/0 for cooperate/defect, or amounts) or an exact score-mode distribution.
+(1/0 for cooperate/defect, or amounts) or an exact score-mode distribution. The split-level
+estimates and their cell bootstrap are in `cluster.py`.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -30,6 +32,16 @@ class Observations:
     #: Score mode: the distribution over answers (actions, or amounts as text) and the rate it implies.
     distribution: dict[str, float] | None = None
     score: float | None = None
+
+    @classmethod
+    def exact(cls, rate: float) -> Observations:
+        """A score-mode share: cooperate with probability `rate`."""
+        return cls(numeric=False, distribution={"C": rate, "D": 1 - rate}, score=rate)
+
+    @classmethod
+    def shares(cls, cooperate: int, n: int) -> Observations:
+        """n sampled answers to a choice, `cooperate` of them C."""
+        return cls(numeric=False, values=np.r_[np.ones(cooperate), np.zeros(n - cooperate)])
 
     @property
     def scored(self) -> bool:
@@ -66,9 +78,18 @@ class Observations:
         low, high = stats.t.interval(0.95, n - 1, loc=mean, scale=sem)
         return max(0.0, float(low)), min(self.scale, float(high))  # an amount cannot leave [0, endowment]
 
-    def histogram(self, support: Sequence[str]) -> np.ndarray | None:
-        """Probabilities over `support` (e.g. ["1", "0"] for C/D, or "0".."10" for amounts)."""
+    def support(self) -> list[str]:
+        """What a distribution of this cell is over: "1"/"0" (cooperate/defect) or each whole amount."""
+        if self.numeric:
+            return [str(i) for i in range(int(self.scale) + 1)]
+        return ["1", "0"]
+
+    def histogram(self, support: Sequence[str] | None = None) -> np.ndarray | None:
+        """Probabilities over `support` (default: `self.support()`)."""
+        support = self.support() if support is None else support
         if self.scored:
+            if not self.numeric:  # score mode keys shares by action label; its rate is P(cooperate)
+                return np.array([{"1": self.score, "0": 1 - self.score}.get(k, 0.0) for k in support])
             return np.array([self.distribution.get(k, 0.0) for k in support]) if self.distribution else None
         if not len(self.values):
             return None
@@ -76,15 +97,41 @@ class Observations:
         counts = np.array([labels.count(k) for k in support], dtype=float)
         return counts / counts.sum() if counts.sum() else None
 
-    def resample(self, rng: np.random.Generator, times: int) -> np.ndarray:
-        """`times` bootstrap replicates of unit_rate (constant in score mode)."""
-        if self.scored or not len(self.values):
-            return np.full(times, np.nan if self.unit_rate() is None else self.unit_rate())
+    def probabilities(self) -> np.ndarray:
+        """`histogram()` over this cell's own support; NaN without data, so what needs it is undefined."""
+        hist = self.histogram()
+        return np.full(len(self.support()), np.nan) if hist is None else hist
+
+    def correction(self) -> float:
+        """Unbiased estimate of the variance of `unit_rate` (S^2 / n on the 0-1 scale, S^2 with n - 1).
+
+        E[(rate - x)^2] = (true rate - x)^2 + variance, so subtracting this from a squared gap makes
+        it unbiased. 0 for exact scores, and for a single sample (which gives no variance estimate)."""
         n = len(self.values)
-        if not self.numeric:  # resampling 0/1 answers with replacement is a binomial draw
-            return rng.binomial(n, self.values.mean(), size=times) / n
-        idx = rng.integers(0, n, size=(times, n))
-        return self.values[idx].mean(axis=1) / self.scale
+        if self.scored or n < 2:
+            return 0.0
+        return float(np.var(self.values / self.scale, ddof=1) / n)
+
+    def replicates(self, times: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`times` resamples of this cell's samples: unit rates, their `correction`s and histograms.
+
+        Exact scores do not vary. Shares are redrawn as a binomial (resampling 0/1 answers with
+        replacement is one); amounts are resampled value by value."""
+        hist = self.probabilities()
+        if self.scored or not len(self.values):
+            rate = np.nan if self.unit_rate() is None else self.unit_rate()
+            return np.full(times, rate), np.zeros(times), np.tile(hist, (times, 1))
+        n = len(self.values)
+        if not self.numeric:
+            rates = rng.binomial(n, self.values.mean(), size=times) / n
+            corrections = rates * (1 - rates) / (n - 1) if n > 1 else np.zeros(times)
+            return rates, corrections, np.stack([rates, 1 - rates], axis=1)
+        values = self.values[rng.integers(0, n, size=(times, n))] / self.scale
+        corrections = values.var(axis=1, ddof=1) / n if n > 1 else np.zeros(times)
+        size = int(self.scale) + 1
+        labels = np.clip(np.round(values * self.scale), 0, size - 1).astype(int) + size * np.arange(times)[:, None]
+        counts = np.bincount(labels.ravel(), minlength=size * times).reshape(times, size)
+        return values.mean(axis=1), corrections, counts / n
 
 
 def paper_improvement(base: float | None, student: float | None, teacher: float | None) -> float | None:
@@ -92,47 +139,6 @@ def paper_improvement(base: float | None, student: float | None, teacher: float 
     if None in (base, student, teacher) or math.isclose(base, teacher, abs_tol=1e-12):  # type: ignore[arg-type]
         return None
     return 100.0 * (base - student) / (base - teacher)  # type: ignore[operator]
-
-
-def gap_closed(triples: Sequence[tuple[float, float, float]]) -> float | None:
-    """1 - sum|student - teacher| / sum|base - teacher|, in percent; triples are (teacher, base, student)."""
-    denominator = sum(abs(b - t) for t, b, _ in triples)
-    if not triples or denominator == 0:
-        return None
-    return 100.0 * (1 - sum(abs(s - t) for t, _, s in triples) / denominator)
-
-
-@dataclass
-class BootstrapInterval:
-    low: float
-    high: float
-    #: Mean replicate minus the estimate: how much sampling noise pulls the statistic.
-    bias: float
-
-
-def bootstrap_gap_closed(
-    cells: Sequence[tuple[Observations, Observations, Observations]], times: int, rng: np.random.Generator
-) -> BootstrapInterval | None:
-    """95% percentile bootstrap interval of gap_closed, resampling each role's samples within each cell.
-
-    Noise only adds to |student - teacher| and |base - teacher|, so with few samples per cell the
-    replicates sit below the estimate and the interval may not contain it; `bias` says by how much.
-    (A basic / reverse-percentile interval overcorrects then; tried on the default run, it
-    excluded the estimate from the other side.)
-    """
-    if not cells or times <= 0:
-        return None
-    estimate = gap_closed([tuple(o.unit_rate() for o in c) for c in cells])  # type: ignore[misc]
-    if estimate is None:
-        return None
-    t, b, s = (np.stack([c[k].resample(rng, times) for c in cells]) for k in range(3))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        replicates = 100.0 * (1 - np.abs(s - t).sum(axis=0) / np.abs(b - t).sum(axis=0))
-    replicates = replicates[np.isfinite(replicates)]
-    if not len(replicates):
-        return None
-    low, high = np.percentile(replicates, [2.5, 97.5])
-    return BootstrapInterval(float(low), float(high), float(replicates.mean() - estimate))
 
 
 def compare(a: Observations, b: Observations) -> float | None:
@@ -176,7 +182,30 @@ def correlation(xs: Sequence[float], ys: Sequence[float]) -> float | None:
     # has no spread: its r would be rounding noise printed as 1.0 or 0.0, so it is None.
     if len(xs) < 3 or _flat(xs) or _flat(ys):
         return None
-    return float(stats.pearsonr(xs, ys).statistic)
+    with warnings.catch_warnings():  # flat profiles are refused above; nothing scipy warns of is news here
+        warnings.simplefilter("ignore", stats.ConstantInputWarning)
+        return float(stats.pearsonr(xs, ys).statistic)
+
+
+def within_context_deviations(contexts: Sequence[str], rates: Sequence[float]) -> tuple[list[int], list[float]]:
+    """Each rate minus the mean of its context's rates, for contexts with two or more cells.
+
+    Returns the positions kept and their deviations: a context's level is taken out, so what is
+    left is how its games differ from one another (a one-cell context has no such difference)."""
+    groups: dict[str, list[int]] = {}
+    for i, context in enumerate(contexts):
+        groups.setdefault(context, []).append(i)
+    kept = sorted(i for members in groups.values() if len(members) > 1 for i in members)
+    means = {c: float(np.mean([rates[i] for i in members])) for c, members in groups.items()}
+    return kept, [rates[i] - means[contexts[i]] for i in kept]
+
+
+def game_profile_correlation(contexts: Sequence[str], role: Sequence[float], teacher: Sequence[float]) -> float | None:
+    """Pearson r of a role's and the teacher's within-context deviations: did it learn the teacher's
+    differences between games, not just its level? None with < 3 usable cells or a flat profile."""
+    kept, role_dev = within_context_deviations(contexts, role)
+    _, teacher_dev = within_context_deviations(contexts, teacher)
+    return correlation(role_dev, teacher_dev) if kept else None
 
 
 def _flat(values: Sequence[float]) -> bool:

@@ -18,6 +18,7 @@ from urllib.parse import unquote
 
 import numpy as np
 
+from ..errors import quoted
 from .base import (
     BackendError,
     GenRequest,
@@ -31,7 +32,22 @@ from .base import (
     renormalise,
     tempered_logprobs,
 )
-from .registry import ModelOptions
+from .registry import ModelOptions, ModelSpecError
+
+
+def _setting(script: str, fields: dict[str, str], name: str, kind: type, default):
+    """One numeric setting of the spec; a value that is no number (or a negative one) names the spec."""
+    if name not in fields:
+        return default
+    try:
+        value = kind(fields[name])
+    except ValueError:
+        value = None
+    if value is None or not 0 <= value < float("inf"):
+        raise ModelSpecError(f"model spec {quoted('mock:' + script)}: {name}={quoted(fields[name])} is not a "
+                             f"{'whole ' if kind is int else ''}number from 0 on; settings are comma-separated, "
+                             "e.g. mock:rate=0.7,delay=0.01")
+    return value
 
 
 class MockModel(Model):
@@ -40,10 +56,10 @@ class MockModel(Model):
         self.spec = options.extra.get("spec", f"mock:{script}")
         self.batch_size = options.batch_size or 4
         fields = dict(part.partition("=")[::2] for part in script.split(",") if part)
-        self.rate = float(fields.get("rate", 0.5))
+        self.rate = _setting(script, fields, "rate", float, 0.5)
         self.text = unquote(fields["text"]) if "text" in fields else None
-        self.delay = float(fields.get("delay", 0))
-        self.fail_after = int(fields["fail_after"]) if "fail_after" in fields else None
+        self.delay = _setting(script, fields, "delay", float, 0.0)
+        self.fail_after = _setting(script, fields, "fail_after", int, None)
         self.scorable = fields.get("noscore") != "1"
         self.script = options.extra.get("script")
         self.calls = 0
