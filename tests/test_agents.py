@@ -409,6 +409,16 @@ def test_export_builds_the_behaviour_card_from_an_eval(tmp_path) -> None:
     assert export_agent(adapter, tmp_path / "agent3").eval_json == tmp_path / "run" / "eval.json"
 
 
+def test_an_exported_agent_decides_at_the_temperature_it_was_evaluated_at(tmp_path) -> None:
+    evaluation = json.loads((ROOT / "docs" / "default-run-eval.json").read_text())
+    evaluation["temperature"] = 0.5
+    path = tmp_path / "eval.json"
+    path.write_text(json.dumps(evaluation))
+    adapter = fake_adapter(tmp_path / "adapter", "default:student")
+    export_agent(adapter, tmp_path / "agent", eval_json=path)
+    assert json.loads((tmp_path / "agent" / "agent.json").read_text())["sampling"]["temperature"] == 0.5
+
+
 def test_export_checks_the_base_weights(tmp_path) -> None:
     adapter = fake_adapter(tmp_path / "adapter", "default:student")
     export_agent(adapter, tmp_path / "agent")

@@ -273,6 +273,14 @@ def _readme(m: AgentManifest, notes: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _evaluated_sampling(mode: str, report: Any) -> SamplingSettings:
+    """The agent's default settings: at the temperature its behaviour card was measured at (the
+    eval's), so that `decide()` draws from the distribution the card reports."""
+    settings = default_sampling(mode)
+    temperature = getattr(report, "temperature", None)
+    return settings if temperature is None else settings.model_copy(update={"temperature": temperature})
+
+
 def export_agent(
     adapter: Path,
     out: Path,
@@ -351,7 +359,7 @@ def export_agent(
             protocol_texts={"system": texts.system, "choice": texts.choice, "number": texts.number,
                             "history": history_text()},
             mode=mode,  # type: ignore[arg-type]
-            sampling=sampling or default_sampling(mode),
+            sampling=sampling or _evaluated_sampling(mode, report),
             training={k: v for k, v in {
                 "adapter": str(adapter), "teacher_run": info.get("teacher_run"),
                 "teacher_model": dataset.teacher_model if dataset else None,
