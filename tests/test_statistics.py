@@ -27,7 +27,7 @@ from tomdistill.evaluate.stats import Observations, game_profile_correlation
 from badinput import run_bad
 
 ROOT = Path(__file__).parent.parent
-V1_EVAL = ROOT / "docs" / "default-run-eval.json"
+V1_EVAL = Path(__file__).parent / "data" / "eval-schema1.json"  # an eval.json written by tomdistill before schema 2
 CONTEXTS = ("a", "b", "c", "d", "e")
 GAMES = ("prisoners_dilemma", "prisoners_delight", "stag_hunt", "snowdrift")
 #: The teacher's known pattern: a level per context plus an effect per game.

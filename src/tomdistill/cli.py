@@ -435,7 +435,8 @@ def _print_eval(report) -> None:
                       format_value(s.kl_closed, 0),
                       f"{format_value(s.game_profile_correlation_student, 2)}/{format_value(s.game_profile_correlation_base, 2)}",
                       format_value(s.paper_improvement_mean, 0), samples(s))
-    console.print(table)
+    # Piped into a log, rich assumes 80 columns and would cut cells to "…": logs have no width limit.
+    (console if console.is_terminal else Console(width=max(console.width, 120))).print(table)
     console.print(temperature_line(report), markup=False, highlight=False)
     console.print("gap (closed, %) = 1 - sum (S-T)^2 / sum (B-T)^2 over a split's cells, less sampling noise (95% "
                   "cell bootstrap CI); baseline = the same for a constant student at T's mean train rate; beats = S above "
