@@ -183,7 +183,9 @@ def split_estimates(cells: Sequence[tuple[Observations, Observations, Observatio
     point = {k: _value(v) for k, v in _statistics(t, b, s, None if constant is None else constant[None, :]).items()}
     ci: dict[str, list[float] | None] = {}
     bias = None
-    if times > 0 and any(v is not None for v in point.values()):
+    # One cell: resampling cells can only ever pick it, so a "cell bootstrap" interval would claim a
+    # certainty about the choice of cells that one cell cannot give. No interval then.
+    if times > 0 and len(cells) >= 2 and any(v is not None for v in point.values()):
         picks = rng.integers(0, len(cells), size=(times, len(cells)))
         reps = _statistics(*(resampled(r, picks, rng, width, within=within) for r in roles),
                            None if constant is None else constant[picks])
