@@ -87,10 +87,8 @@ def play(
     Example: tomdistill play --agents out/agent default:teacher tit-for-tat --scenario team/prisoners_dilemma --rounds 5 --pairs 4
     """
     from .agents.play import check_playable, load_players
-    from .agents.play import play as run_play
     from .agents.play_report import check_play_out, summarize, write_play_report
     from .models.registry import ModelOptions
-    from .progress import progress_bar
     from .store import Store
 
     refs = list(agents or []) + list(agents_arg or [])
@@ -98,22 +96,15 @@ def play(
         raise TomdistillError("give the agents to play: --agents A B ... (agent folders, model specs or strategies)")
     chosen = _library(library, None).scenario(scenario)
     check_playable(chosen)  # before any model loads
+    out = out or Path(f"play-{run}")
+    check_play_out(out)  # before the models load and the moves are played
     options = ModelOptions(base_url=base_url, batch_size=batch_size, device=device, dtype=dtype)
     with console.status(f"loading {len(refs)} agents"):
         players = load_players(refs, mode=mode.value if mode else None, protocol=protocol.value if protocol else None,
                                temperature=temperature, max_new_tokens=max_new_tokens, options=options)
-    out = out or Path(f"play-{run}")
-    check_play_out(out)  # before the models load and the moves are played
     try:
         with Store(store) as db:
-            try:
-                with progress_bar(f"{run}: match rounds", console) as progress:
-                    result = run_play(db, players, chosen, run=run, rounds=rounds, pairs=pairs, seed=seed,
-                                      max_attempts=attempts, progress=progress)
-            except KeyboardInterrupt as exc:
-                Console(stderr=True, soft_wrap=True).print(
-                    f"[yellow]{stop_word(exc)}:[/] finished rounds are stored in {db.path}; re-run the same command to continue.")
-                raise typer.Exit(stop_exit_code(exc)) from None
+            result = _play_rounds(db, players, chosen, run=run, rounds=rounds, pairs=pairs, seed=seed, attempts=attempts)
             summary = summarize(result, str(db.path))
     finally:
         for p in players.values():
@@ -122,6 +113,21 @@ def play(
     _print_play(summary)
     console.print(f"{result.new_moves} new moves in {result.elapsed_s:.1f} s; report: {paths['html']}  data: {paths['json']}",
                   highlight=False)
+
+
+def _play_rounds(db, players, scenario, *, run: str, rounds: int, pairs: int, seed: int, attempts: int):
+    """Play (or continue) the run with a progress bar; Ctrl-C or SIGTERM stops with one line, rounds kept."""
+    from .agents.play import play as run_play
+    from .progress import progress_bar
+
+    try:
+        with progress_bar(f"{run}: match rounds", console) as progress:
+            return run_play(db, players, scenario, run=run, rounds=rounds, pairs=pairs, seed=seed,
+                            max_attempts=attempts, progress=progress)
+    except KeyboardInterrupt as exc:
+        Console(stderr=True, soft_wrap=True).print(
+            f"[yellow]{stop_word(exc)}:[/] finished rounds are stored in {db.path}; re-run the same command to continue.")
+        raise typer.Exit(stop_exit_code(exc)) from None
 
 
 def _print_play(summary) -> None:

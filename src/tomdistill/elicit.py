@@ -131,13 +131,7 @@ def elicit(
     _check_size(samples if mode == "sample" else 1, len(scenarios))
     settings = (settings or SamplingSettings()).for_protocol(protocol)
     per_scenario = 1 if mode == "score" else samples
-    info = model.info()
-    run = store.open_run(
-        run_name, model=model.spec, adapter=adapter, protocol=protocol, mode=mode,
-        settings=settings.model_dump() if mode == "sample" else score_settings(settings.temperature, protocol),
-        seed=seed,
-        model_info=info.details | {"backend": info.backend},
-    )
+    run = _open_run(store, model, run_name, protocol, mode, settings, seed, adapter)
     todo = _missing(store, run, scenarios, protocol, per_scenario)
     total = per_scenario * len(scenarios)
     done = total - len(todo)
@@ -164,6 +158,18 @@ def elicit(
         scenarios=summarize(store, run, scenarios),
         retries=getattr(model, "retries", 0),
         retry_reasons=dict(getattr(model, "retry_reasons", {})),
+    )
+
+
+def _open_run(store: Store, model: Model, name: str, protocol: Protocol, mode: Mode, settings: SamplingSettings,
+              seed: int, adapter: str | None) -> Run:
+    """The run row: created, or reused when its settings match (what a score run records is
+    `score_settings`: what makes two score runs comparable)."""
+    info = model.info()
+    return store.open_run(
+        name, model=model.spec, adapter=adapter, protocol=protocol, mode=mode,
+        settings=settings.model_dump() if mode == "sample" else score_settings(settings.temperature, protocol),
+        seed=seed, model_info=info.details | {"backend": info.backend},
     )
 
 
