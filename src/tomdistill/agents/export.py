@@ -29,6 +29,7 @@ from typing import Any
 
 from .. import __version__
 from ..errors import TomdistillError
+from ..jsonfiles import load_json_file
 from ..models.base import SamplingSettings
 from ..models.registry import check_adapter_dir
 from ..outdirs import HINT, check_dir
@@ -80,10 +81,7 @@ def _train_info(adapter: Path) -> dict[str, Any]:
     path = adapter / "train_config.json"
     if not path.is_file():
         return {}
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise TomdistillError(f"{path}: not valid JSON ({exc})") from None
+    return load_json_file(path, "training config")  # one line also for odd encodings and deep nesting
 
 
 def _dataset_manifest(adapter: Path, info: dict[str, Any]):

@@ -49,7 +49,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from ..errors import TomdistillError
+from ..errors import TomdistillError, quoted
 from .base import (
     BackendError,
     BadScoreError,
@@ -109,7 +109,7 @@ def prefix_mode(options: ModelOptions) -> str:
     else:
         source, mode = PREFIX_MODE_ENV, os.environ.get(PREFIX_MODE_ENV) or "auto"
     if mode not in PREFIX_MODES:
-        raise TomdistillError(f"{source}={_quote(str(mode))}: expected one of {', '.join(PREFIX_MODES)}")
+        raise TomdistillError(f"{source}={quoted(str(mode), 120)}: expected one of {', '.join(PREFIX_MODES)}")
     return mode
 
 
@@ -138,23 +138,17 @@ def checked_base_url(given: str | None) -> str:
     url = given or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
     example = "; write it like http://localhost:8000/v1"
     if any(c.isspace() or not c.isprintable() for c in url):
-        raise TomdistillError(f"{source} {_quote(url)}: a URL has no spaces or control characters{example}")
+        raise TomdistillError(f"{source} {quoted(url, 120)}: a URL has no spaces or control characters{example}")
     try:
         parsed = httpx.URL(url)
         port = parsed.port
     except (httpx.InvalidURL, ValueError) as exc:
-        raise TomdistillError(f"{source} {_quote(url)}: not a valid URL ({exc}){example}") from None
+        raise TomdistillError(f"{source} {quoted(url, 120)}: not a valid URL ({exc}){example}") from None
     if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise TomdistillError(f"{source} {_quote(url)}: needs http:// or https:// and a host{example}")
+        raise TomdistillError(f"{source} {quoted(url, 120)}: needs http:// or https:// and a host{example}")
     if (port is not None and not 0 < port < 65536) or parsed.query or parsed.fragment:
-        raise TomdistillError(f"{source} {_quote(url)}: needs a valid port and no ?query or #fragment{example}")
+        raise TomdistillError(f"{source} {quoted(url, 120)}: needs a valid port and no ?query or #fragment{example}")
     return url.rstrip("/")
-
-
-def _quote(text: str) -> str:
-    """User text quoted for a one-line message (repr escapes newlines), cut if very long."""
-    shown = repr(text)
-    return shown if len(shown) <= 120 else shown[:117] + "..."
 
 
 def _reply_json(resp: httpx.Response) -> Any:
@@ -366,7 +360,7 @@ class OpenAIModel(Model):
                 return None
             return self._result(req, _checked_top(tokens[at][1], self.base_url), start, _usage(data)[0])
 
-        missed = f"reply did not begin with {_quote(req.prefix)} and an answer"
+        missed = f"reply did not begin with {quoted(req.prefix, 120)} and an answer"
         for attempt in range(PREFIX_TRIES):
             body = self._logprob_body(list(req.messages), max_tokens=PREFIX_REPLY_TOKENS, temperature=req.temperature,
                                       top_p=1.0, seed=seed + attempt, n=1)
@@ -376,7 +370,7 @@ class OpenAIModel(Model):
             if attempt + 1 < PREFIX_TRIES:
                 self.retries += 1
                 self.retry_reasons[missed] += 1
-        reason = f"none of {PREFIX_TRIES} sampled replies began with {_quote(req.prefix)} and an answer"
+        reason = f"none of {PREFIX_TRIES} sampled replies began with {quoted(req.prefix, 120)} and an answer"
         return ScoreResult(req.key, dict.fromkeys(req.candidates, 0.0), 0.0, time.perf_counter() - start,
                            invalid_reason=reason)
 
