@@ -21,6 +21,7 @@ from .runs import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision
 from .scenarios.render import Protocol, num, reply_prefix
+from .scenarios.situate import situation
 from .store import Run, Sample, Store
 
 Mode = Literal["sample", "score"]
@@ -202,7 +203,8 @@ def _missing(store: Store, run: Run, scenarios: Sequence[Scenario], protocol: Pr
 
 def _sample_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
     requests = [
-        GenRequest(key=i, messages=t.messages, seed=sample_seed(run.seed, t.scenario.id, t.index))
+        GenRequest(key=i, messages=t.messages, seed=sample_seed(run.seed, t.scenario.id, t.index),
+                   situation=situation(t.scenario, run.protocol))
         for i, t in enumerate(chunk)
     ]
     for result in model.generate(requests, settings):
@@ -220,7 +222,8 @@ def _sample_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], sett
 def _score_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
     prefix = reply_prefix(run.protocol)  # type: ignore[arg-type]
     requests = [ScoreRequest(key=i, messages=t.messages, candidates=score_candidates(t.scenario), prefix=prefix,
-                             temperature=settings.temperature) for i, t in enumerate(chunk)]
+                             temperature=settings.temperature, situation=situation(t.scenario, run.protocol))
+                for i, t in enumerate(chunk)]
     for result in model.score(requests):
         t = chunk[result.key]
         sample = Sample(

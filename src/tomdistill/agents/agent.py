@@ -27,6 +27,7 @@ from ..scenarios import Scenario, prompt_hash, render
 from ..scenarios.custom import resolve_scenario
 from ..scenarios.parse import parse_decision
 from ..scenarios.render import PROTOCOLS, ChatMessage, PastRound, reply_prefix
+from ..scenarios.situate import situation
 from .manifest import AGENT_FILE, check_base, read_manifest, verify_folder
 
 MODES: tuple[str, ...] = ("sample", "score")
@@ -124,7 +125,8 @@ class Agent:
 
         - agent folder (`tomdistill export`): its weights, protocol, mode and sampling settings;
         - adapter folder (`tomdistill train`): the adapter on the student it was trained on;
-        - model spec: `default:student`, `hf:FOLDER_OR_ID`, `openai:MODEL` (pass `base_url=...`), ...
+        - model spec: `default:student`, `hf:FOLDER_OR_ID`, `openai:MODEL` (pass `base_url=...`),
+          `planted:default` (the planted reference player, a positive control), ...
 
         `mode`, `protocol` and `sampling` override what the folder says (for specs the defaults
         are sample mode and the `answer` protocol). Other keywords (`base_url`, `device`, `dtype`,
@@ -206,14 +208,17 @@ class Agent:
                 raise ValueError(f"{name} has {len(given)} entries for {n} scenarios")
         resolved = [resolve_scenario(s) for s in scenarios]
         seeds_ = [(_fresh_seed() if s is None else int(s)) for s in (seeds or [None] * n)]
-        prompts = [render(s, self.protocol, h) for s, h in zip(resolved, histories or [None] * n)]  # type: ignore[arg-type]
+        rounds = histories or [None] * n
+        prompts = [render(s, self.protocol, h) for s, h in zip(resolved, rounds)]  # type: ignore[arg-type]
+        games = [situation(s, self.protocol, h) for s, h in zip(resolved, rounds)]
         hashes = [prompt_hash(m) for m in prompts]
         if self.mode == "sample":
-            return self._sample(resolved, prompts, hashes, seeds_)
-        return self._score(resolved, prompts, hashes, seeds_)
+            return self._sample(resolved, prompts, games, hashes, seeds_)
+        return self._score(resolved, prompts, games, hashes, seeds_)
 
-    def _sample(self, scenarios, prompts, hashes, seeds) -> list[AgentDecision]:
-        requests = [GenRequest(key=i, messages=m, seed=s) for i, (m, s) in enumerate(zip(prompts, seeds))]
+    def _sample(self, scenarios, prompts, games, hashes, seeds) -> list[AgentDecision]:
+        requests = [GenRequest(key=i, messages=m, seed=s, situation=g)
+                    for i, (m, g, s) in enumerate(zip(prompts, games, seeds))]
         out: list[AgentDecision | None] = [None] * len(requests)
         for result in self.model.generate(requests, self.sampling):
             i = result.key
@@ -222,13 +227,13 @@ class Agent:
                                    invalid_reason=d.invalid_reason, seed=seeds[i], prompt_hash=hashes[i])
         return out  # type: ignore[return-value]
 
-    def _score(self, scenarios, prompts, hashes, seeds) -> list[AgentDecision]:
+    def _score(self, scenarios, prompts, games, hashes, seeds) -> list[AgentDecision]:
         from ..elicit import score_candidates
 
         prefix = reply_prefix(self.protocol)  # type: ignore[arg-type]
         requests = [ScoreRequest(key=i, messages=m, candidates=score_candidates(s), prefix=prefix,
-                                 temperature=self.sampling.temperature)
-                    for i, (m, s) in enumerate(zip(prompts, scenarios))]
+                                 temperature=self.sampling.temperature, situation=g)
+                    for i, (m, s, g) in enumerate(zip(prompts, scenarios, games))]
         out: list[AgentDecision | None] = [None] * len(requests)
         for result in self.model.score(requests):
             i = result.key

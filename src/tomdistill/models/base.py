@@ -17,7 +17,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import TomdistillError
-from ..scenarios.render import ChatMessage
+from ..situations import ChatMessage, Situation
 
 
 class BackendError(TomdistillError):
@@ -71,6 +71,8 @@ class GenRequest:
     key: Any
     messages: list[ChatMessage]
     seed: int
+    #: The game as data beside the messages; LLM backends ignore it, the planted teacher plays from it.
+    situation: Situation | None = None
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class ScoreRequest:
     prefix: str = ""
     #: The distribution is softmax(logits / temperature); 0 puts all mass on the likeliest token.
     temperature: float = 1.0
+    #: The game as data beside the messages; LLM backends ignore it, the planted teacher plays from it.
+    situation: Situation | None = None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TomdistillError
-from ..scenarios.render import ChatMessage
+from ..situations import ChatMessage
 from .base import (
     BackendError,
     GenRequest,

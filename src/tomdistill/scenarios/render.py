@@ -14,12 +14,13 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import jinja2
 import jinja2.sandbox
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..situations import ChatMessage
 from .spec import MatrixGame
 
 if TYPE_CHECKING:
@@ -28,11 +29,6 @@ if TYPE_CHECKING:
 #: `answer`: the decision alone. `motivated`: the decision on its own first line, then a motivation.
 Protocol = Literal["answer", "motivated"]
 PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
-
-
-class ChatMessage(TypedDict):
-    role: str
-    content: str
 
 
 class TemplateRenderError(ValueError):
