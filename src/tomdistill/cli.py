@@ -160,7 +160,7 @@ _DEFAULT_SAMPLING = SamplingSettings()
 
 @app.command()
 def elicit(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: default:teacher, default:student, hf:FOLDER_OR_ID, openai:MODEL.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: default:teacher, default:student, hf:FOLDER_OR_ID, openai:MODEL, or planted:default (the planted reference teacher: a known, game-aware behaviour used as a positive control, not a real teacher).")],
     run: Annotated[str, typer.Option("--run", "-r", help="Run name; re-running the same command continues it.")],
     split: Annotated[list[str] | None, typer.Option("--split", "-s", help="Scenarios of this split (repeatable). Default: train.")] = None,
     scenario: Annotated[list[str] | None, typer.Option("--scenario", help="One scenario id (repeatable); with --split, both are asked. Each scenario is asked once however often it is named.")] = None,
@@ -273,20 +273,50 @@ def runs_show(
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
+    plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Also draw the rates as context x game heatmaps, one panel per split (numeric scenarios left out).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --plot file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: the run's settings and one object per scenario.")] = False,
 ) -> None:
     """Per-scenario counts, valid share and rates of one run, plus its settings."""
+    from dataclasses import asdict
+
     from .elicit import ElicitSummary, summarize
     from .runs import run_scenarios
     from .store import Store
 
+    if plot is not None:  # the plotting modules load scipy and matplotlib: only when asked to draw
+        from .run_plots import check_plot_file
+
+        check_plot_file(plot, force=force)  # before any work: never overwrite a file tomdistill did not write
     lib = _library(library, config)
     with Store(store, readonly=True) as db:
         run = db.require_run(name)
-        rows = summarize(db, run, run_scenarios(db, run, lib))
+        scenarios = run_scenarios(db, run, lib)
+        rows = summarize(db, run, scenarios)
+    if plot is not None:
+        from .run_plots import plot_run_rates
+
+        plot_run_rates(run, scenarios, rows, plot)  # first: a run with nothing to draw fails before any output
+    if as_json:
+        ids = {s.id: s for s in scenarios}
+        print(json.dumps({
+            "run": {k: v for k, v in asdict(run).items() if k != "id"},  # id: the store's row number, not the run's
+            "scenarios": [asdict(r) | {"context": ids[r.scenario].context.id, "game": ids[r.scenario].game.id,
+                                       "valid_share": r.valid_share} for r in rows],
+        }, indent=2))
+    else:
         console.print(f"model {run.model}  adapter {run.adapter or '-'}  settings {json.dumps(run.settings)}  seed {run.seed}")
         if served := run.model_info.get("served_models"):  # names a server sent: shown as plain text
             console.print(f"served by {', '.join(map(str, served))}", markup=False, highlight=False)
         _print_summary(ElicitSummary(run, sum(r.n for r in rows), 0, 0.0, rows))
+    if plot is not None:
+        from .run_plots import numeric_rows
+
+        note = Console(stderr=True, soft_wrap=True) if as_json else console  # stdout holds only the JSON
+        note.print(f"wrote {plot}", markup=False, highlight=False)
+        if left := numeric_rows(rows):
+            note.print(f"left out of the plot (a mean amount, not a share of C): {', '.join(r.scenario for r in left)}",
+                       markup=False, highlight=False)
 
 
 @runs_app.command("export")

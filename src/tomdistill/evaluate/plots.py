@@ -63,6 +63,18 @@ def sample_label(rates: list[Rate]) -> str:
     return " / ".join(part for part in (exact, sampled) if part) or "no data"
 
 
+def grid_panel(ax, grid: np.ndarray, contexts: list[str], games: list[str], *, vmax: float, digits: int):
+    """Draw a context x game grid on `ax` (colour scale 0..vmax, each value written in its cell; NaN
+    cells stay blank) and return the image for a colour bar. Also used by `runs show --plot`."""
+    image = ax.imshow(grid, vmin=0, vmax=vmax, cmap=HEATMAP_CMAP, aspect="auto")
+    for i, j in zip(*np.nonzero(~np.isnan(grid))):
+        ax.text(j, i, f"{grid[i, j]:.{digits}f}", ha="center", va="center", fontsize=8,
+                color="white" if grid[i, j] < 0.6 * vmax else "black")
+    ax.set_xticks(range(len(games)), [g.replace("_", " ") for g in games], fontsize=7, rotation=35, ha="right")
+    ax.set_yticks(range(len(contexts)), contexts, fontsize=8)
+    return image
+
+
 def heatmap(split: str, result: SplitResult, path: Path) -> Path | None:
     """Rates of teacher, base and student side by side as context x game grids (shares only)."""
     cells = [c for c in result.cells if c.unit == "percent"]
@@ -76,13 +88,8 @@ def heatmap(split: str, result: SplitResult, path: Path) -> Path | None:
         grid = np.full((len(contexts), len(games)), np.nan)
         for c in cells:
             grid[contexts.index(c.context), games.index(c.game)] = _value(getattr(c, role))
-        image = ax.imshow(grid, vmin=0, vmax=100, cmap=HEATMAP_CMAP, aspect="auto")
-        for i, j in zip(*np.nonzero(~np.isnan(grid))):
-            ax.text(j, i, f"{grid[i, j]:.0f}", ha="center", va="center", fontsize=8,
-                    color="white" if grid[i, j] < 60 else "black")
+        image = grid_panel(ax, grid, contexts, games, vmax=100, digits=0)
         ax.set_title(f"{role} ({sample_label([getattr(c, role) for c in cells])})", color=ROLE_COLOURS[role], fontsize=9)
-        ax.set_xticks(range(len(games)), [g.replace("_", " ") for g in games], fontsize=7, rotation=35, ha="right")
-        ax.set_yticks(range(len(contexts)), contexts, fontsize=8)
     fig.colorbar(image, ax=axes, shrink=0.8, label=UNIT_LABELS["percent"])
     fig.suptitle(f"{split}: share of C per context x game", fontsize=10)
     fig.savefig(path, dpi=DPI, bbox_inches="tight")
