@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -37,6 +38,19 @@ def test_config_show_round_trips(tmp_path, capsys) -> None:
     path.write_text(text)
     assert load_config(path) == load_config(None)
     assert tomllib.loads(text)["teacher"]["model"] == "default:teacher"
+
+
+def test_examples_default_toml_is_what_config_show_prints(capsys) -> None:
+    """The documented defaults file is generated; a default changed in config.py must show there."""
+    assert main(["config", "show"]) == 0
+    shown = capsys.readouterr().out
+    path = Path(__file__).parent.parent / "examples" / "default.toml"
+    assert path.read_text() == shown, "regenerate it: tomdistill config show > examples/default.toml"
+
+
+@pytest.mark.parametrize("name", ["default.toml", "cpu-qwen-pair.toml", "gpu-paper.toml", "planted.toml"])
+def test_example_configs_load(name: str) -> None:
+    load_config(Path(__file__).parent.parent / "examples" / name)
 
 
 def test_config_errors_name_the_field(tmp_path, capsys) -> None:

