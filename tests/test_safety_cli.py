@@ -106,7 +106,7 @@ def test_a_config_files_sample_count_is_reported_without_a_flag_name(tmp_path: P
 
 #: name -> (config file bytes, or None for a folder; what the one-line error must say)
 UNREADABLE_CONFIGS = {
-    "a-folder": (None, "is a folder; give the config file"),
+    "a-folder": (None, "is a folder, expected the config file"),
     "utf16-bytes": (b"\xff\xfeout = 'x'\n", "not UTF-8 text (byte 0xff at offset 0)"),
     "nested-too-deeply": (b"a = " + b"[" * 100_000 + b"]" * 100_000 + b"\n", "not valid TOML: arrays or tables nested too deeply"),
 }

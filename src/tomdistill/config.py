@@ -6,7 +6,6 @@ scenarios, teacher, student, dataset, train, evaluate, plus the run's output fol
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -14,6 +13,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from .errors import ConfigError, describe_validation_error
 from .models.base import SamplingSettings
+from .tomlfiles import load_toml_file
 
 
 def _once_each(values: list[str]) -> list[str]:
@@ -216,24 +216,7 @@ def load_config(path: Path | str | None) -> Config:
     if path is None:
         return Config()
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(path, "is a folder; give the config file (e.g. run.toml)")
-    if path.exists() and not path.is_file():  # reading a FIFO or a device would wait or never end
-        raise ConfigError(path, "is not a regular file; give the config file (e.g. run.toml)")
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(path, "file not found") from None
-    except OSError as exc:
-        raise ConfigError(path, f"cannot read it ({exc.strerror or exc})") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(path, f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start}); "
-                                "save it as UTF-8") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, f"not valid TOML: {exc}") from None
-    except RecursionError:
-        raise ConfigError(path, "not valid TOML: arrays or tables nested too deeply") from None
+    data = load_toml_file(path, ConfigError, example="the config file (e.g. run.toml)")
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:

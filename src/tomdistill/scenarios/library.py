@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import difflib
 import math
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -18,6 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ..errors import LibraryError, describe_validation_error
+from ..tomlfiles import load_toml_file
 from .spec import BUILTIN_SPLITS, GAME_KINDS, Context, Game, MatrixGame, Template, Variant
 
 #: Top-level array names a library file may hold, and the model that validates each entry.
@@ -117,20 +117,6 @@ def load_library(extra_files: Iterable[Path | str] = ()) -> Library:
     return lib
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as fh:
-            return tomllib.load(fh)
-    except FileNotFoundError:
-        raise LibraryError(path, "file not found") from None
-    except IsADirectoryError:
-        raise LibraryError(path, "is a folder, expected a .toml file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise LibraryError(path, f"not valid TOML: {exc}") from None
-    except UnicodeDecodeError:
-        raise LibraryError(path, "not valid UTF-8 text") from None
-
-
 def _entry_label(section: str, raw: Any, index: int) -> str:
     if isinstance(raw, dict) and isinstance(raw.get("id"), str):
         return f"{section} '{raw['id']}'"
@@ -138,7 +124,7 @@ def _entry_label(section: str, raw: Any, index: int) -> str:
 
 
 def _add_file(lib: Library, path: Path) -> None:
-    data = _read_toml(path)
+    data = load_toml_file(path, LibraryError)
     file = str(path)
     lib.files.append(file)
     if not data:
