@@ -201,6 +201,8 @@ def test_a_user_parameter_file_and_a_user_context(tmp_path, library) -> None:
     ("lambda = 1\nlearning_rate = 0.5\n", "field 'default'"),
     ("lambda = nan\nlearning_rate = 0.5\n[default]\nbelief = 0.5\nweight = 0\n", "field 'lambda'"),
     ("lambda = [", "not valid TOML"),
+    ("lambda = true\nlearning_rate = 0.5\n[default]\nbelief = 0.5\nweight = 0\n", "field 'lambda'"),
+    ('lambda = 1\nlearning_rate = 0.5\n[default]\nbelief = "0.5"\nweight = 0\n', "field 'default.belief'"),
 ])
 def test_bad_parameter_files_fail_with_one_line(tmp_path, capsys, text: str, needle: str) -> None:
     path = tmp_path / "bad.toml"
@@ -232,3 +234,17 @@ def test_example_config_uses_the_planted_teacher() -> None:
 
     cfg = load_config(Path(__file__).parent.parent / "examples" / "planted.toml")
     assert cfg.teacher.model == "planted:default" and cfg.student.model == "default:student"
+
+
+def test_an_edited_parameter_file_is_a_new_teacher_for_the_pipeline(tmp_path) -> None:
+    from tomdistill.config import load_config
+    from tomdistill.pipeline import Pipeline
+
+    params, config = tmp_path / "p.toml", tmp_path / "run.toml"
+    params.write_text("lambda = 0.25\nlearning_rate = 0.5\n[default]\nbelief = 0.5\nweight = 0.2\n")
+    config.write_text(f'[teacher]\nmodel = "planted:{params}"\n')
+    before = Pipeline(load_config(config), tmp_path / "o").keys
+    params.write_text("lambda = 0.25\nlearning_rate = 0.5\n[default]\nbelief = 0.9\nweight = 0.2\n")
+    after = Pipeline(load_config(config), tmp_path / "o").keys
+    assert before["teacher"] != after["teacher"] and before["teacher_score"] != after["teacher_score"]
+    assert before["base"] == after["base"]

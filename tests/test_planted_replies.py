@@ -16,6 +16,7 @@ from tomdistill.models.planted.replies import compose_reply
 from tomdistill.scenarios.parse import answer_spec, parse_reply
 from tomdistill.scenarios.render import PastRound
 from tomdistill.scenarios.situate import situation
+from tomdistill.situations import MatrixSituation, PublicGoodsSituation
 
 SEEDS = range(200)
 #: What a reply says when its pick pays the player the most; never said of a pick against the odds.
@@ -23,6 +24,11 @@ OWN_CLAIM = re.compile(r"pays me the most|higher expected payoff|leaves me best 
 COMPARATIVE = re.compile(r"\b(?:better|best|ahead|edges|favours|more|most|higher|highest)\b")
 NUMBER = re.compile(r"\d+(?:\.\d+)?")
 HISTORY = [PastRound("C", "D", 2.0), PastRound("D", "C", 10.0)]
+#: What a reply says when another option pays the player more than its pick: never said on a tie.
+COST_CLAIM = re.compile(r"points (?:more|less)\b|does not pay me the most|another amount would pay me more"
+                        r"|costs me (?!nothing)")
+#: Parameters whose belief and weight are not whole percents, so their percents are rounded.
+ODD_PARAMS = "lambda = 0.25\nlearning_rate = 0.5\n[default]\nbelief = {q}\nweight = {w}\n"
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +54,12 @@ def _sentences(text: str) -> list[str]:
 
 def _index(options, option) -> int:
     return list(options).index(option)
+
+
+def _odd_params(tmp_path, q: float, w: float):
+    path = tmp_path / f"odd_{q}_{w}.toml"
+    path.write_text(ODD_PARAMS.format(q=q, w=w))
+    return load_params(str(path)).params
 
 
 def test_every_reply_parses_to_the_drawn_option(library, params):
@@ -124,7 +136,7 @@ def _tolerance(number: str, after: str) -> float:
 
 def _allowed_matrix(sit, a) -> list[float]:
     pairs = [(i, j) for i in range(len(a.options)) for j in range(len(a.options)) if i != j]
-    values = [*a.own, *a.others, a.belief, 100 * a.belief, 100 - round(100 * a.belief), 100 * abs(a.weight)]
+    values = [*a.own, *a.others, a.belief, 100 * a.belief, 100 * (1 - a.belief), 100 * abs(a.weight)]
     values += [abs(a.own[i] - a.own[j]) for i, j in pairs] + [abs(a.others[i] - a.others[j]) for i, j in pairs]
     values += [a.own[i] + a.others[i] for i in range(len(a.options))]
     values += [len(sit.history), sum(theirs == sit.cooperate for _, theirs in sit.history)]
@@ -138,17 +150,24 @@ def _allowed_donation(sit, a) -> list[float]:
 
 
 def _check_numbers(motivation: str, q: float, allowed: list[float]) -> None:
-    """Every number in `motivation` is one of `allowed` (as rounded), fractions 'k times in d' are q."""
+    """Every number in `motivation` is one of `allowed` (as rounded, and then marked 'about'),
+    fractions 'k times in d' are q."""
     for k, d in re.findall(r"(\d+) times? in (\d+)", motivation):
         assert int(k) / int(d) == pytest.approx(q), motivation
+    assert not re.search(r"\ban? \d", motivation), motivation  # no "a 87%": the article depends on the number
     rest = re.sub(r"\d+ times? in \d+", "", motivation)
     for match in NUMBER.finditer(rest):
-        number, after = match.group(0), rest[match.end():]
+        number, before, after = match.group(0), rest[:match.start()], rest[match.end():]
         tol = _tolerance(number, after)
         assert any(abs(float(number) - v) <= tol + 1e-9 for v in allowed), (number, motivation)
+        if not any(abs(float(number) - v) < 1e-9 for v in allowed):
+            assert re.search(r"\babout \D{0,3}$", before), (number, "rounded but not marked", motivation)
 
 
-def test_numbers_are_the_assessments(library, params):
+@pytest.mark.parametrize("odd", [None, (0.125, 0.125), (0.875, -0.135)])
+def test_numbers_are_the_assessments(library, params, tmp_path, odd):
+    # The odd parameters put the belief and the weight on a rounding boundary (12.5%, 87.5%, 13.5%).
+    params = _odd_params(tmp_path, *odd) if odd else params
     for scenario in library.scenarios():
         histories = [None, HISTORY] if not scenario.numeric else [None]
         for history in histories:
@@ -233,3 +252,51 @@ def test_unknown_protocol_is_refused(library, params):
     odd = dataclasses.replace(sit, protocol="essay")
     with pytest.raises(ValueError, match="essay"):
         compose_reply(odd, a, 0, random.Random(0))
+
+
+# Games where the player's own payoff is the same whatever it picks, so the weight on the others
+# alone decides: a matrix game with flat own payoffs, and a donation game that breaks even.
+FLAT = {"C": {"C": (3.0, 5.0), "D": (3.0, 1.0)}, "D": {"C": (3.0, 3.0), "D": (3.0, 0.0)}}
+TIES = [
+    (MatrixSituation("team", "flat", ("C", "D"), "C", FLAT, "motivated"), None),
+    (MatrixSituation("team", "flat", ("C", "D"), "C", FLAT, "motivated"), (0.6, -0.5)),
+    (PublicGoodsSituation("community", "even", 4, 10.0, 4.0, "$", "motivated"), None),
+]
+
+
+@pytest.mark.parametrize("sit,odd", TIES)
+def test_a_tie_in_own_payoffs_is_worded_as_a_tie(params, tmp_path, sit, odd):
+    a = assess(sit, _odd_params(tmp_path, *odd) if odd else params, 0.8)
+    choice = a.best
+    # Preconditions: every option pays the player the same, and the weight picks one of them.
+    assert max(a.own) - min(a.own) < 1e-9 and a.utility[choice] > min(a.utility) + 1e-6
+    for seed in SEEDS:
+        text = _motivation(compose_reply(sit, a, choice, random.Random(seed)))
+        assert not COST_CLAIM.search(text), text
+        assert not OWN_CLAIM.search(text), text  # not strictly the best for the player either
+        assert re.search(r"as much as|no (?:other amount would pay me )?more|costs me nothing|Each \$1 I give", text), text
+
+
+@pytest.mark.parametrize("scenario_id,option", [("environment/snowdrift", "C"), ("community/donation_game", "10")])
+def test_a_pick_that_costs_the_player_says_so(library, params, scenario_id, option):
+    # The positive control of COST_CLAIM: the wording the tie test rules out is the one used here.
+    _, sit, a = _case(library, params, scenario_id)
+    choice = _index(a.options, option)
+    assert a.own[choice] < max(a.own) - 0.1 and a.best == choice
+    texts = [_motivation(compose_reply(sit, a, choice, random.Random(seed))) for seed in SEEDS]
+    assert sum(bool(COST_CLAIM.search(t)) for t in texts) > len(texts) / 2
+
+
+@pytest.mark.parametrize("scale", [1e27, 1e300, 1e-30])
+def test_payoffs_of_any_size_are_plain_digits(params, scale):
+    payoffs = {"C": {"C": (5 * scale, 5 * scale), "D": (2 * scale, 10 * scale)},
+               "D": {"C": (10 * scale, 2 * scale), "D": (3 * scale, 3 * scale)}}
+    sit = MatrixSituation("team", "big", ("C", "D"), "C", payoffs, "motivated")
+    a = assess(sit, params, 0.8)
+    for choice in range(len(a.options)):
+        for seed in range(30):
+            text = _motivation(compose_reply(sit, a, choice, random.Random(seed)))
+            assert not re.search(r"\d[eE][+-]?\d|inf|nan", text), text
+            printed = [float(n) for n in NUMBER.findall(text)]
+            for own in a.own:  # each own payoff, to the one decimal a payoff is written with
+                assert any(n == pytest.approx(own, rel=1e-12, abs=0.05) for n in printed), (own, text)

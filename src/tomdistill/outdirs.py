@@ -143,13 +143,14 @@ def replace_owned_dir(path: Path, kind: str, *, key: str | None = None, legacy: 
     return claim_dir(path, kind, key=key, legacy=legacy, hint=hint)
 
 
-def check_new_file(path: Path, *, force: bool = False, flag: str = "--force") -> None:
-    """Raise unless a single output file may be written at `path`: absent, or an existing file with `force`."""
+def check_new_file(path: Path, *, force: bool = False, flag: str = "--force", out_flag: str = "--out") -> None:
+    """Raise unless a single output file may be written at `path`: absent, or an existing file with `force`.
+    `flag` and `out_flag` are the caller's flags for replacing the file and for choosing it."""
     if path.is_dir() and not path.is_symlink():
-        raise TomdistillError(f"{path}: is a folder, and a file would go there; pick another --out")
+        raise TomdistillError(f"{path}: is a folder, and a file would go there; pick another {out_flag}")
     if (path.exists() or path.is_symlink()) and not force:
         raise TomdistillError(f"{path}: file exists and tomdistill does not overwrite files; pass {flag} to "
-                              f"replace it, or pick another --out")
+                              f"replace it, or pick another {out_flag}")
 
 
 @contextmanager

@@ -179,14 +179,17 @@ class Pipeline:
     def _stage_keys(self) -> dict[str, str]:
         c = self.config
         from .models.base import SCORING_VERSION
+        from .models.registry import spec_fingerprint
         from .scenarios.parse import PARSER_VERSION
 
+        # An edited planted:FILE.toml is another teacher; other specs add nothing, so their keys stay as they were.
+        edited = [fp] if (fp := spec_fingerprint(c.teacher.model)) else []
         teacher = _key("teacher", c.teacher.model_dump(mode="json", exclude={"batch_size", "concurrency"}), c.seed,
-                       _prompts_key(self.scenarios(c.teacher.splits), c.teacher.protocol))
+                       _prompts_key(self.scenarios(c.teacher.splits), c.teacher.protocol), *edited)
         # Scored runs depend on what scoring computes (its version) and the one comparison temperature.
         scoring = (SCORING_VERSION, c.evaluate.temperature)
         teacher_score = _key("teacher_score", c.teacher.model, c.teacher.base_url, c.teacher.protocol, c.teacher.samples,
-                             scoring, c.seed, _prompts_key(self.scenarios(c.evaluate.splits), c.teacher.protocol))
+                             scoring, c.seed, _prompts_key(self.scenarios(c.evaluate.splits), c.teacher.protocol), *edited)
         dataset = _key("dataset", teacher, c.dataset.model_dump(), PARSER_VERSION)
         train = _key("train", dataset, c.student.model, c.train.model_dump(mode="json"))
         base = _key("base", c.student.model_dump(mode="json", exclude={"batch_size"}), c.seed, scoring,

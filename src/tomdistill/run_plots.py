@@ -40,7 +40,7 @@ def check_plot_file(path: Path, *, force: bool = False) -> None:
     """Raise unless a PNG may be written at `path` (checked before any work, as other writers do)."""
     if path.suffix.lower() != ".png":
         raise TomdistillError(f"{path}: --plot writes a PNG image; name the file *.png")
-    check_new_file(path, force=force, flag="--force")
+    check_new_file(path, force=force, out_flag="--plot")
 
 
 def rate_grids(scenarios: Sequence[Scenario], rows: Sequence[ScenarioSummary]) -> list[RateGrid]:

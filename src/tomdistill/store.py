@@ -437,6 +437,12 @@ class Store:
                 "mode": existing.mode, "settings": existing.settings, "seed": existing.seed,
             }
             diff = [k for k in wanted if have[k] != wanted[k]]
+            # A backend whose answers are fixed by a file it names (planted:FILE.toml) reports the
+            # file's hash; an edited file under the same spec is another model.
+            stored_print = _fingerprint(existing.model_info)
+            if stored_print is not None and stored_print != _fingerprint(model_info):
+                have["model_fingerprint"], wanted["model_fingerprint"] = stored_print, _fingerprint(model_info)
+                diff.append("model_fingerprint")
             if diff:
                 shown = "; ".join(f"{k}: stored {have[k]!r}, asked {wanted[k]!r}" for k in diff)
                 raise StoreError(f"run '{name}' already exists with other settings ({shown}); choose another --run name")
@@ -632,6 +638,11 @@ def _move(row: sqlite3.Row) -> Move:
 
 def _encode(value: Any) -> Any:
     return json.dumps(value, sort_keys=True) if isinstance(value, dict) else value
+
+
+def _fingerprint(model_info: Any) -> Any:
+    """The hash of what fixes a model's answers, where its backend reports one (else None)."""
+    return model_info.get("fingerprint") if isinstance(model_info, dict) else None
 
 
 def _run(row: sqlite3.Row) -> Run:

@@ -98,6 +98,18 @@ def load_model(spec: str, options: ModelOptions | None = None) -> Model:
         raise ModelSpecError(f"model spec '{spec}' needs the package '{exc.name}': {hint}") from None
 
 
+def spec_fingerprint(spec: str) -> str | None:
+    """A hash of the file that fixes a spec's answers where that is cheap to know before loading
+    (planted:FILE.toml), so pipeline stages notice an edited file; None for other specs, whose
+    weights are identified by the backend when it loads."""
+    provider, ident = parse_spec(spec)
+    if provider != "planted":
+        return None
+    from .planted.params import load_params
+
+    return load_params(ident).sha256
+
+
 def local_model_path(spec: str) -> str:
     """A folder (or cached hub id) transformers can load, for specs that name local weights.
 

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from ...errors import TomdistillError
 from ...situations import Situation
 from ..base import GenRequest, GenResult, Model, ModelInfo, SamplingSettings, ScoreRequest, ScoreResult
-from ..registry import ModelOptions
+from ..registry import ModelOptions, ModelSpecError
 from .behaviour import assess
 from .params import load_params
 from .replies import compose_reply
@@ -29,6 +29,8 @@ class PlantedModel(Model):
     """The planted reference teacher; see the module docstring."""
 
     def __init__(self, ident: str, options: ModelOptions) -> None:
+        if options.adapter is not None:  # an adapter would be recorded on the run yet change nothing
+            raise ModelSpecError(f"planted:{ident} plays by its rule and takes no --adapter")
         self.source = load_params(ident)
         self.params = self.source.params
         self.spec = f"planted:{ident}"
@@ -38,6 +40,8 @@ class PlantedModel(Model):
     def info(self) -> ModelInfo:
         return ModelInfo(self.spec, "planted", {
             "params_file": self.source.name, "params_sha256": self.source.sha256,
+            # What decides its answers: a run continued after the file changed is refused (store.open_run).
+            "fingerprint": self.source.sha256,
             "params": self.params.model_dump(by_alias=True),
         })
 
@@ -55,7 +59,8 @@ class PlantedModel(Model):
             started = time.perf_counter()
             situation = self._situation(request)
             assessment = assess(situation, self.params, settings.temperature)
-            rng = random.Random(request.seed)
+            # Seeded by the seed's text: random.Random(int) uses abs(seed), so -3 and 3 would draw alike.
+            rng = random.Random(str(request.seed))
             choice = draw_index(nucleus(assessment.probs, settings.top_p), rng.random())
             text = compose_reply(situation, assessment, choice, rng)
             yield GenResult(request.key, text, latency_s=time.perf_counter() - started)

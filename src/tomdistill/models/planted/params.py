@@ -6,7 +6,6 @@ own. Any problem is one line naming the file and the field.
 
 from __future__ import annotations
 
-import tomllib
 from hashlib import sha256
 from pathlib import Path
 from typing import Annotated
@@ -14,6 +13,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from ...errors import ConfigError, describe_validation_error
+from ...tomlfiles import load_toml_bytes
 
 #: The parameter file of `planted:default`.
 DEFAULT_FILE = Path(__file__).with_name("default.toml")
@@ -26,7 +26,8 @@ ContextId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_l
 class Disposition(BaseModel):
     """How the planted player sees a coplayer in one context."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    # strict: `lambda = true` or `belief = "0.5"` is a mistake in the file, not a number to coerce.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
     belief: float = Field(ge=0, le=1, description="q: probability the coplayer cooperates (gives the endowment).")
     weight: float = Field(ge=-1, le=1, description="w: weight on each coplayer's payoff (0 selfish, < 0 spiteful).")
 
@@ -34,7 +35,7 @@ class Disposition(BaseModel):
 class PlantedParams(BaseModel):
     """A whole parameter file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, populate_by_name=True, strict=True)
     rationality: float = Field(alias="lambda", gt=0, le=100,
                                description="lambda: logit scale on the stated payoffs at temperature 1.")
     learning_rate: float = Field(ge=0, le=1, description="Share of the way q moves toward each observed choice.")
@@ -62,32 +63,13 @@ class PlantedSource(BaseModel):
 def load_params(ident: str) -> PlantedSource:
     """The parameters `planted:<ident>` names: 'default' or a TOML file."""
     path = DEFAULT_FILE if ident == "default" else Path(ident)
-    data = _read(path, ident)
-    try:
-        params = PlantedParams.model_validate(tomllib.loads(data.decode("utf-8")))
-    except UnicodeDecodeError:
-        raise ConfigError(path, "not valid UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, f"not valid TOML: {exc}") from None
-    except ValidationError as exc:
-        loc, msg = describe_validation_error(exc)
-        raise ConfigError(path, msg, field=loc) from None
-    return PlantedSource(file=str(path), sha256=sha256(data).hexdigest(), params=params)
-
-
-def _read(path: Path, ident: str) -> bytes:
     if ident != "default" and path.suffix != ".toml":
         raise ConfigError(path, "planted: takes 'default' or a parameter file ending in .toml "
                                 "(e.g. planted:my-params.toml; see docs/planted.md)")
+    raw, data = load_toml_bytes(path, ConfigError, example="a parameter file (.toml)", max_bytes=MAX_FILE_BYTES)
     try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        raise ConfigError(path, "file not found") from None
-    except IsADirectoryError:
-        raise ConfigError(path, "is a folder, expected a .toml file") from None
-    except OSError as exc:
-        raise ConfigError(path, f"cannot be read ({exc.strerror})") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise ConfigError(path, f"larger than {MAX_FILE_BYTES:,} bytes; a parameter file is a few dozen lines")
-    return data
+        params = PlantedParams.model_validate(data)
+    except ValidationError as exc:
+        loc, msg = describe_validation_error(exc)
+        raise ConfigError(path, msg, field=loc) from None
+    return PlantedSource(file=str(path), sha256=sha256(raw).hexdigest(), params=params)

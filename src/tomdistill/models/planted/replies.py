@@ -5,8 +5,9 @@ A motivation has three sentences: what the player expects of the coplayer(s), wh
 pay it under that expectation, and why it took the option it drew. The wording varies (several
 phrasings per sentence and a varied sentence order, all chosen with the sample's rng) so that a
 student cannot learn one fixed sentence; the numbers never vary: each is the assessment's own,
-rounded for reading and marked "about" when rounding changed it. The reason is honest about the
-draw: a pick that is not the best by the player's own utility is never said to pay more.
+rounded for reading (plain digits at any size) and marked "about" when rounding changed it. Every
+comparison is true: a pick that is not the best by the player's own utility is never said to pay
+more, and options that pay the player the same are worded as a tie, never as a cost or a gain.
 
 The first line is exactly "Answer: <option>" and the motivation never repeats that label, so the
 parser reads the drawn option whatever the motivation mentions.
@@ -14,9 +15,10 @@ parser reads the drawn option whatever the motivation mentions.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from ...situations import MatrixSituation, PublicGoodsSituation, Situation
 from .behaviour import Assessment
@@ -53,19 +55,35 @@ def compose_reply(situation: Situation, assessment: Assessment, choice: int, rng
 
 
 def _num(value: float, places: int = 1) -> str:
-    """`value` rounded half up to `places` decimals, trailing zeros dropped: 5.0 -> '5', 3.35 -> '3.4'."""
-    rounded = Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    """`value` rounded half up to `places` decimals, trailing zeros dropped: 5.0 -> '5', 3.35 -> '3.4'.
+
+    Any finite float, however large or small, comes out as plain digits (5e27 -> 28 digits)."""
+    if not math.isfinite(value):  # nothing to round; keeps a reply from failing on an overflow
+        return str(value)
+    exact = Decimal(repr(float(value)))
+    # Decimal's default 28 significant digits cannot hold every float's integer part.
+    context = Context(prec=max(exact.adjusted(), 0) + places + 2)
+    rounded = exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP, context=context)
     text = format(rounded, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text == "-0" else text
 
 
-def _about(value: float, unit: str = "", places: int = 1) -> str:
-    """'5' when that is exact, 'about 3.4' when rounding changed the value; `unit` goes before it."""
-    text = _num(value, places)
+def _mark(text: str, value: float, unit: str = "") -> str:
+    """`unit` + `text` when `text` is `value` exactly, else 'about ' before them."""
     exact = abs(float(text) - value) < _EPS
     return f"{unit}{text}" if exact else f"about {unit}{text}"
+
+
+def _about(value: float, unit: str = "", places: int = 1) -> str:
+    """'5' when that is exact, 'about 3.4' when rounding changed the value; `unit` goes before it."""
+    return _mark(_num(value, places), value, unit)
+
+
+def _percent(share: float) -> str:
+    """A share as a whole percent: '20%', or 'about 13%' for 0.125."""
+    return _about(100 * share, places=0) + "%"
 
 
 def _frequency(q: float) -> str:
@@ -74,17 +92,22 @@ def _frequency(q: float) -> str:
         k = round(q * den)
         if 0 < k < den and abs(q * den - k) < _EPS:
             return f"{k} {'time' if k == 1 else 'times'} in {den}"
-    return f"{_num(100 * q, 0)}% of the time"
+    return f"{_percent(q)} of the time"
 
 
 def _weight_text(w: float, rng: random.Random) -> str:
     """How the player counts another's payoff against its own: 'at a quarter of my own'."""
     if w < 0:
-        return f"as a loss to me, at {_num(-100 * w, 0)}% of their value"
+        return f"as a loss to me, at {_percent(-w)} of their value"
     words = [f"at {_FRACTIONS[f]} of my own" for f in _FRACTIONS if abs(w - f) < _EPS]
     if abs(w - 1) < _EPS:
         words.append("as highly as my own")
-    return rng.choice(words + [f"at {_num(100 * w, 0)}% of my own"])
+    return rng.choice(words + [f"at {_percent(w)} of my own"])
+
+
+def _gap(value: float) -> str:
+    """A positive difference for a comparison: never '0', which would make 'more' untrue."""
+    return "under 0.1" if _num(value) == "0" else _about(value)
 
 
 # --- the reason, shared by both kinds of game --------------------------------------------------
@@ -101,6 +124,16 @@ def _case(a: Assessment, choice: int) -> str:
     return "odds"
 
 
+def _rival(a: Assessment, choice: int, scores: Sequence[float]) -> int:
+    """The option other than `choice` that scores highest (the first on a tie)."""
+    return max((i for i in range(len(a.options)) if i != choice), key=lambda i: scores[i])
+
+
+def _ties_own(a: Assessment, choice: int) -> bool:
+    """Whether no other option pays the player more than `choice` (so none may be called a cost)."""
+    return a.own[_rival(a, choice, a.own)] <= a.own[choice] + _EPS
+
+
 def _reasons(a: Assessment, choice: int, names: Sequence[str], weighted: Callable[[], list[str]]) -> list[str]:
     """Phrasings of why `choice` was taken; `names` says each option in a sentence and
     `weighted` gives the game's own phrasings for a pick made by the weight on the others."""
@@ -111,7 +144,7 @@ def _reasons(a: Assessment, choice: int, names: Sequence[str], weighted: Callabl
                 f"Since {pick} leaves me best off, it is the one I go with."]
     if case == "weight":
         return weighted()
-    rival = max((i for i in range(len(a.options)) if i != choice), key=lambda i: a.utility[i])
+    rival = _rival(a, choice, a.utility)
     best = names[rival]
     if a.utility[rival] <= a.utility[choice] + _EPS:
         return [f"By my numbers {pick} and {best} come out even, so I settle on {pick}.",
@@ -134,20 +167,22 @@ def _matrix_clauses(s: MatrixSituation, a: Assessment, choice: int, rng: random.
     coop = s.cooperate
     other = next(x for x in s.actions if x != coop)
     pct = _num(100 * a.belief, 0)
+    # The two chances are rounded together so that they add up to 100%.
+    share, rest = _mark(pct, 100 * a.belief) + "%", _mark(str(100 - int(pct)), 100 * (1 - a.belief)) + "%"
     if s.history:
         last = s.history[-1][1]
         rounds = len(s.history)
         kept = sum(theirs == coop for _mine, theirs in s.history)
-        expect = [f"The coplayer picked {last} last round, so I now expect it to pick {coop} about {pct}% of the time.",
+        expect = [f"The coplayer picked {last} last round, so I now expect it to pick {coop} {share} of the time.",
                   f"After seeing {last} from the coplayer last time, I put the chance that it picks {coop} now at "
-                  f"roughly {pct}%.",
+                  f"{share}.",
                   f"So far the coplayer has picked {coop} in {kept} of {rounds} {'round' if rounds == 1 else 'rounds'}, "
-                  f"{last} most recently; I now expect {coop} from it about {_frequency(a.belief)}."]
+                  f"{last} most recently; I now expect {coop} from it {_frequency(a.belief)}."]
     else:
-        expect = [f"I expect the coplayer to pick {coop} about {_frequency(a.belief)}.",
-                  f"My guess is a {pct}% chance that the coplayer picks {coop} and a {100 - int(pct)}% chance "
-                  f"that it picks {other}.",
-                  f"I put the probability that the coplayer goes for {coop} at about {_num(a.belief, 2)}."]
+        expect = [f"I expect the coplayer to pick {coop} {_frequency(a.belief)}.",
+                  f"My guess is that the coplayer picks {coop} with a chance of {share} and {other} with a chance "
+                  f"of {rest}.",
+                  f"I put the probability that the coplayer goes for {coop} at {_about(a.belief, places=2)}."]
     worth = [(label, _about(a.own[i])) for i, label in enumerate(a.options)]
     first, rest = worth[0], worth[1:]
     tail = ", ".join(f"{v} with {x}" for x, v in rest)
@@ -160,25 +195,29 @@ def _matrix_clauses(s: MatrixSituation, a: Assessment, choice: int, rng: random.
 
 
 def _matrix_weighted(a: Assessment, choice: int, rng: random.Random) -> list[str]:
-    """Why a pick that pays the player less is still its best: the coplayer's points."""
+    """Why a pick that pays the player less (or no more) is still its best: the coplayer's points."""
     pick = a.options[choice]
-    rival = max((i for i in range(len(a.options)) if i != choice), key=lambda i: a.own[i])
+    rival = _rival(a, choice, a.own)
     name = a.options[rival]
-    cost = _about(a.own[rival] - a.own[choice])
-    gain = _about(abs(a.others[choice] - a.others[rival]))
+    gain = _gap(abs(a.others[choice] - a.others[rival]))
     counted = _weight_text(a.weight, rng)
+    if _ties_own(a, choice):  # the coplayer's points decide it alone; no cost to speak of
+        mine, link = f"{pick} pays me as much as {name}", "and"
+        more, cost = f"{name} would pay me no more", f"{pick} costs me nothing against {name} and"
+    else:
+        gap = _gap(a.own[rival] - a.own[choice])
+        mine, link = f"{pick} pays me {gap} points less than {name}", "but"
+        more, cost = f"{name} would pay me {gap} points more", f"{pick} costs me {gap} points against {name} but"
     if a.weight < 0:
-        return [f"{pick} pays me {cost} points less than {name}, but it keeps the coplayer {gain} points lower, "
-                f"and I count the coplayer's points {counted}."]
-    texts = [f"{name} would pay me {cost} points more, but I count the coplayer's points {counted}, and {pick} "
-             f"gives the coplayer {gain} more, so {pick} is worth more to me all told.",
-             f"I weigh the coplayer's points {counted}; {pick} costs me {cost} points against {name} but gains "
-             f"the coplayer {gain}, which tips the balance to {pick}."]
+        return [f"{mine}, {link} it keeps the coplayer {gain} points lower, and I count the coplayer's points {counted}."]
+    texts = [f"{more}, {link} I count the coplayer's points {counted}, and {pick} gives the coplayer {gain} more, so "
+             f"{pick} is worth more to me all told.",
+             f"I weigh the coplayer's points {counted}; {cost} gains the coplayer {gain}, which tips the balance "
+             f"to {pick}."]
     joint = [a.own[i] + a.others[i] for i in (choice, rival)]
     if joint[0] > joint[1] + _EPS:
-        texts.append(f"{pick} is not my best payoff on its own, yet the two of us expect {_about(joint[0])} points "
-                     f"together with it against {_about(joint[1])} with {name}, and I value the coplayer's points "
-                     f"{counted}.")
+        texts.append(f"{mine}, {link} the two of us expect {_about(joint[0])} points together with it against "
+                     f"{_about(joint[1])} with {name}, and I value the coplayer's points {counted}.")
     return texts
 
 
@@ -191,7 +230,7 @@ def _donation_clauses(s: PublicGoodsSituation, a: Assessment, choice: int, rng: 
     each, total = a.belief * s.endowment, others * a.belief * s.endowment
     expect = [f"I expect each of the other {others} to put in {_about(each, cur)} of their {cur}{_num(s.endowment)}, "
               f"so {_about(total, cur)} from them together.",
-              f"My guess is that the others give about {_num(100 * a.belief, 0)}% of what they have, "
+              f"My guess is that the others give {_percent(a.belief)} of what they have, "
               f"{_about(total, cur)} between the {others} of them.",
               f"I reckon the fund gets {_about(total, cur)} from the other {others} on average."]
     names = [f"{cur}{o}" for o in a.options]
@@ -217,13 +256,16 @@ def _donation_clauses(s: PublicGoodsSituation, a: Assessment, choice: int, rng: 
 
 def _donation_weighted(s: PublicGoodsSituation, a: Assessment, choice: int, names: Sequence[str],
                        rng: random.Random) -> list[str]:
-    """Why an amount that pays the player less is still its best: the others' money."""
+    """Why an amount that pays the player less (or no more) is still its best: the others' money."""
     pick, counted = names[choice], _weight_text(a.weight, rng)
     spread = _about((s.players - 1) * s.multiplier / s.players, s.currency, 3)
-    texts = [f"I count the others' money {counted}, and on that count {pick} is the best amount to give, even "
-             f"though another amount would pay me more.",
-             f"{pick} does not pay me the most, but with the others' money counted {counted}, it is the amount I "
-             f"value highest."]
+    if _ties_own(a, choice):  # giving breaks even: the others' money decides it alone
+        mine = f"{pick} pays me as much as any other amount, and"
+        though = "and no other amount would pay me more"
+    else:
+        mine, though = f"{pick} does not pay me the most, but", "even though another amount would pay me more"
+    texts = [f"I count the others' money {counted}, and on that count {pick} is the best amount to give, {though}.",
+             f"{mine} with the others' money counted {counted}, it is the amount I value highest."]
     if a.weight > 0:
         texts.append(f"Each {s.currency}1 I give brings the other {s.players - 1} players {spread} between them, and since I "
                      f"value their money {counted}, that is worth giving {pick} for.")
