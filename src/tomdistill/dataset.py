@@ -12,7 +12,8 @@ measures. Only scenarios of the chosen splits (default: `train`) go in; held-out
 do, whatever the teacher run holds. Output folder:
 
     train.jsonl      {"messages": [system, user, assistant]} per line (OpenAI fine-tuning, LLaMA-Factory)
-    hf/              a Hugging Face `datasets` folder: prompt / completion (TRL), messages, scenario, split, ...
+    hf/              a Hugging Face `datasets` folder: prompt / completion (TRL), messages, scenario, split,
+                     decision_target (the teacher's P(action) for the soft-label loss, targets.py), ...
     manifest.json    teacher run, counts per scenario, dropped samples, parser version, reply format
     .tomdistill      the marker that lets a later build replace this folder (see outdirs.py)
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,10 +35,15 @@ from .scenarios import Library, Scenario, render
 from .scenarios.parse import PARSER_VERSION
 from .scenarios.render import Protocol
 from .store import Run, Sample, Store
+from .targets import DecisionTargets, teacher_targets
 
 MANIFEST = "manifest.json"
 DATASET_KIND = "dataset"
 REPLY_FORMAT = "{decision}\nMotivation: {motivation}"
+#: What an example holds. 2: the teacher's P(action) for the soft-label loss (decision_target).
+DATASET_VERSION = 2
+#: The column holding each example's soft-label target (JSON {action: P}, '' without one).
+TARGET_COLUMN = "decision_target"
 
 
 def teacher_reply(decision: str, motivation: str | None) -> str:
@@ -62,9 +69,14 @@ class DatasetManifest:
     dropped_other_split: int = 0
     dropped_without_motivation: int = 0
     decisions: dict[str, int] = field(default_factory=dict)
+    #: Where the soft-label targets come from (targets.py) and the temperature they hold at.
+    decision_targets: str | None = None
+    target_temperature: float | None = None
+    #: Examples that carry a target (choice scenarios the targets cover).
+    with_target: int = 0
 
 
-def _example(scenario: Scenario, sample: Sample, protocol: Protocol) -> dict[str, Any]:
+def _example(scenario: Scenario, sample: Sample, protocol: Protocol, target: str) -> dict[str, Any]:
     prompt = render(scenario, protocol)
     completion = [{"role": "assistant", "content": teacher_reply(str(sample.action), sample.motivation)}]
     return {
@@ -75,6 +87,8 @@ def _example(scenario: Scenario, sample: Sample, protocol: Protocol) -> dict[str
         "split": scenario.split,
         "decision": str(sample.action),
         "teacher_sample_index": sample.sample_index,
+        # The teacher's P(action) for this scenario as a JSON object ('' for amounts): the soft-label target.
+        TARGET_COLUMN: target,
     }
 
 
@@ -88,9 +102,13 @@ def build_dataset(
     prompt_protocol: Protocol = "answer",
     require_motivation: bool = False,
     key: str | None = None,
+    targets_run: Run | None = None,
 ) -> DatasetManifest:
     """Write the SFT data for `run` into `out` and return its manifest.
 
+    Each example carries the teacher's distribution over the actions for its scenario: exact from
+    `targets_run` (a score run of the same teacher) where it has them, else smoothed from `run`'s
+    own answers.
     `out` must be new, empty, or a dataset folder tomdistill wrote, which is then replaced; `key`
     (default: the run name) goes into its marker."""
     if run.mode != "sample":
@@ -101,22 +119,14 @@ def build_dataset(
         if split not in known_splits:
             raise TomdistillError(f"unknown split '{split}'; known splits: {', '.join(known_splits)}")
     scenarios = {s.id: s for s in run_scenarios(store, run, library)}
-    examples: list[dict[str, Any]] = []
+    trained = [s for s in scenarios.values() if s.split in splits]
+    targets = teacher_targets(store, run, trained, targets_run)
     manifest = DatasetManifest(
         teacher_run=run.name, teacher_model=run.model, store=str(store.path.resolve()), splits=list(splits),
         prompt_protocol=prompt_protocol, reply_format=REPLY_FORMAT, parser_version=PARSER_VERSION, examples=0,
+        decision_targets=targets.source, target_temperature=targets.temperature,
     )
-    for sample in store.samples(run.id):
-        scenario = scenarios[sample.scenario]
-        # Both the library's split and the stored one must allow it: no held-out leak either way.
-        if scenario.split not in splits or sample.split not in splits:
-            manifest.dropped_other_split += 1
-        elif not sample.valid or sample.action is None:
-            manifest.dropped_invalid += 1
-        elif require_motivation and not sample.motivation:
-            manifest.dropped_without_motivation += 1
-        else:
-            examples.append(_example(scenario, sample, prompt_protocol))
+    examples = _examples(store, run, scenarios, manifest, targets, require_motivation)
     if not examples:
         raise TomdistillError(
             f"run '{run.name}' has no valid sample in splits {', '.join(splits)} "
@@ -126,8 +136,27 @@ def build_dataset(
     manifest.per_scenario = dict(Counter(e["scenario"] for e in examples))
     manifest.per_split = dict(Counter(e["split"] for e in examples))
     manifest.decisions = dict(Counter(e["decision"] for e in examples))
+    manifest.with_target = sum(bool(e["decision_target"]) for e in examples)
     _write(out, examples, manifest, key or run.name)
     return manifest
+
+
+def _examples(store: Store, run: Run, scenarios: dict[str, Scenario], manifest: DatasetManifest,
+              targets: DecisionTargets, require_motivation: bool) -> list[dict[str, Any]]:
+    """The examples of the run's usable samples; what was left out is counted in `manifest`."""
+    examples: list[dict[str, Any]] = []
+    for sample in store.samples(run.id):
+        scenario = scenarios[sample.scenario]
+        # Both the library's split and the stored one must allow it: no held-out leak either way.
+        if scenario.split not in manifest.splits or sample.split not in manifest.splits:
+            manifest.dropped_other_split += 1
+        elif not sample.valid or sample.action is None:
+            manifest.dropped_invalid += 1
+        elif require_motivation and not sample.motivation:
+            manifest.dropped_without_motivation += 1
+        else:
+            examples.append(_example(scenario, sample, manifest.prompt_protocol, targets.encoded(scenario.id)))  # type: ignore[arg-type]
+    return examples
 
 
 #: What a dataset folder holds (see _write): an unmarked folder with anything else is not replaced.
@@ -168,6 +197,15 @@ def load_manifest(folder: Path) -> DatasetManifest:
     except TypeError:  # not an object, or not the fields tomdistill writes
         raise TomdistillError(f"{path}: not a tomdistill dataset manifest; build the folder again with "
                               "`tomdistill dataset`") from None
+
+
+def training_columns(column_names: Sequence[str], soft: bool) -> list[str]:
+    """The dataset columns training keeps: TRL's prompt/completion, plus the soft-label targets.
+    A soft loss on a dataset built before targets existed is refused: it would train on nothing."""
+    if soft and TARGET_COLUMN not in column_names:
+        raise TomdistillError("the dataset has no decision targets (built by an older tomdistill); "
+                              "build it again with `tomdistill dataset` for a soft decision loss")
+    return ["prompt", "completion"] + ([TARGET_COLUMN] if soft else [])
 
 
 def load_training_data(folder: Path):

@@ -178,6 +178,7 @@ class Pipeline:
 
     def _stage_keys(self) -> dict[str, str]:
         c = self.config
+        from .dataset import DATASET_VERSION
         from .models.base import SCORING_VERSION
         from .models.registry import spec_fingerprint
         from .scenarios.parse import PARSER_VERSION
@@ -190,7 +191,8 @@ class Pipeline:
         scoring = (SCORING_VERSION, c.evaluate.temperature)
         teacher_score = _key("teacher_score", c.teacher.model, c.teacher.base_url, c.teacher.protocol, c.teacher.samples,
                              scoring, c.seed, _prompts_key(self.scenarios(c.evaluate.splits), c.teacher.protocol), *edited)
-        dataset = _key("dataset", teacher, c.dataset.model_dump(), PARSER_VERSION)
+        # The dataset carries the teacher's exact scores as soft-label targets, so it follows teacher_score too.
+        dataset = _key("dataset", teacher, teacher_score, c.dataset.model_dump(), PARSER_VERSION, DATASET_VERSION)
         train = _key("train", dataset, c.student.model, c.train.model_dump(mode="json"))
         base = _key("base", c.student.model_dump(mode="json", exclude={"batch_size"}), c.seed, scoring,
                     _prompts_key(self.scenarios(c.evaluate.splits), c.student.protocol))
@@ -304,12 +306,15 @@ class Pipeline:
         from .store import Store
 
         with Store(self.paths["store"]) as store:  # build_dataset replaces the folder, being ours (checked)
+            # The exact scores become the soft-label targets; a teacher that fell back to sampling has none.
+            scored = store.get_run(self.run_name("teacher_score"))
             manifest = build_dataset(
                 store, store.require_run(self.run_name("teacher")), self.library, self.paths["dataset"],
                 prompt_protocol=self.config.dataset.prompt_protocol, require_motivation=self.config.dataset.require_motivation,
-                key=self.keys["dataset"],
+                key=self.keys["dataset"], targets_run=scored if scored is not None and scored.mode == "score" else None,
             )
-        return {"examples": manifest.examples, "dropped_invalid": manifest.dropped_invalid, "decisions": manifest.decisions}
+        return {"examples": manifest.examples, "dropped_invalid": manifest.dropped_invalid, "decisions": manifest.decisions,
+                "decision_targets": manifest.decision_targets, "with_target": manifest.with_target}
 
     def train(self) -> dict[str, Any]:
         from .train import CHECKPOINTS, train
