@@ -18,7 +18,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from . import __version__
-from .config import load_config
+from .config import DECISION_LOSSES, load_config
 from .elicit import MODES
 from .errors import TomdistillError
 from .models.base import SEED_MAX, SEED_MIN, BackendError, SamplingSettings
@@ -59,6 +59,7 @@ ConfigOption = Annotated[
     typer.Option("--config", "-c", help="Config file (TOML); the library files it lists under scenarios.libraries are loaded too."),
 ]
 ProtocolChoice = Enum("ProtocolChoice", {p: p for p in PROTOCOLS}, type=str)  # type: ignore[misc]
+DecisionLossChoice = Enum("DecisionLossChoice", {d: d for d in DECISION_LOSSES}, type=str)  # type: ignore[misc]
 ProtocolOption = Annotated[
     ProtocolChoice,
     typer.Option(
@@ -365,6 +366,7 @@ def dataset(
     split: Annotated[list[str] | None, typer.Option("--split", "-s", help="Splits whose scenarios go in (repeatable). Default: train only.")] = None,
     prompt_protocol: Annotated[ProtocolChoice, typer.Option("--prompt-protocol", help="Protocol of the prompts in the examples: 'answer' (default), as the student is evaluated.")] = ProtocolChoice("answer"),
     require_motivation: Annotated[bool, typer.Option(help="Leave out teacher answers without a motivation.")] = False,
+    targets: Annotated[str | None, typer.Option("--targets", help="Score run of the same teacher (elicit --mode score): its exact P(action) per scenario become the soft-label targets. Default: the --from-run answers per scenario, smoothed.")] = None,
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
@@ -376,7 +378,8 @@ def dataset(
     lib = _library(library, config)
     with Store(store, readonly=True) as db:
         manifest = build_dataset(db, db.require_run(from_run), lib, out, splits=tuple(split or ["train"]),
-                                 prompt_protocol=prompt_protocol.value, require_motivation=require_motivation)
+                                 prompt_protocol=prompt_protocol.value, require_motivation=require_motivation,
+                                 targets_run=db.require_run(targets) if targets else None)
     console.print(
         f"wrote {manifest.examples} examples from {len(manifest.per_scenario)} scenarios to {out} "
         f"(decisions {manifest.decisions}); left out: {manifest.dropped_invalid} invalid, "
@@ -404,6 +407,8 @@ def train(
     seed: Annotated[int | None, typer.Option(min=0, max=2**32 - 1, help="Training seed (0 to 2**32 - 1, as numpy takes it).")] = None,
     bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bfloat16 training (default: on for bf16-capable GPUs and on CPU).")] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
+    decision_loss: Annotated[DecisionLossChoice | None, typer.Option(help="tokens: the reply's tokens (paper); soft: the student's P(action) against the teacher's exact distribution (the dataset's decision targets); soft+tokens: both.")] = None,
+    decision_weight: Annotated[float | None, typer.Option(min=0, help="Weight of the soft decision loss.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
 ) -> None:
     """LoRA fine-tune the student on a teacher dataset (TRL SFTTrainer + PEFT); resumable with --resume."""
@@ -414,7 +419,8 @@ def train(
     parse_spec(student)
     overrides = dict(preset=preset, r=r, alpha=alpha, dropout=dropout, target_modules=target_modules,
                      learning_rate=learning_rate, epochs=epochs, max_steps=max_steps, batch_size=batch_size,
-                     grad_accum=grad_accum, max_length=max_length, seed=seed, bf16=bf16, save_steps=save_steps)
+                     grad_accum=grad_accum, max_length=max_length, seed=seed, bf16=bf16, save_steps=save_steps,
+                     decision_loss=decision_loss.value if decision_loss else None, decision_weight=decision_weight)
     recipe = resolve_train_config(load_config(config).train, overrides)
     try:
         result = run_train(student, data, out, recipe, resume=resume)

@@ -7,7 +7,7 @@ scenarios, teacher, student, dataset, train, evaluate, plus the run's output fol
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -39,6 +39,11 @@ class ScenariosConfig(BaseModel):
         description="Keep only scenarios whose id matches one of these patterns (e.g. 'team/*', '*/stag_hunt'); "
         "empty keeps all.",
     )
+
+
+#: How the decision is trained (train_decision.py): the reply's tokens, the soft-label loss, or both.
+DecisionLoss = Literal["tokens", "soft", "soft+tokens"]
+DECISION_LOSSES: tuple[str, ...] = get_args(DecisionLoss)
 
 
 class TrainConfig(BaseModel):
@@ -74,6 +79,13 @@ class TrainConfig(BaseModel):
     packing: bool = Field(False, description="Pack several short examples into one sequence.")
     save_steps: int = Field(10, ge=1, description="Write a resumable checkpoint every this many steps.")
     logging_steps: int = Field(1, ge=1, description="Log the loss every this many steps.")
+    decision_loss: DecisionLoss = Field(
+        "tokens",
+        description="tokens: the reply's tokens only (the paper's SFT); soft: the cross-entropy of the student's "
+        "P(action) against the teacher's exact distribution, at the decision token; soft+tokens: both, the "
+        "decision token left to the soft term.",
+    )
+    decision_weight: float = Field(1.0, ge=0, description="Weight of the soft decision loss beside the token loss.")
 
 
 #: Named training recipes. `paper`: Lorè et al. (r 8, alpha 16, q/v, lr 5e-5, 3 epochs, batch 64).

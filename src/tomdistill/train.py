@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig
-from .dataset import load_manifest, load_training_data
+from .dataset import load_manifest, load_training_data, training_columns
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
 from .models.registry import local_model_path
@@ -108,66 +108,18 @@ def train(
         raise TomdistillError(f"{out}: training already finished there (adapter present, no checkpoint to resume)")
 
     claim_dir(out, ADAPTER_KIND, legacy=is_adapter_folder)
-    import torch
-    import transformers
-    from peft import LoraConfig
-    from trl import SFTConfig
-
-    checkpointing_kw = _checkpointing_keyword()
     import datasets
+    import transformers
 
     datasets.disable_progress_bars()  # TRL's per-map bars; our own bar follows the training
     path = local_model_path(student)
-    data = load_training_data(data_dir).select_columns(["prompt", "completion"])
+    data = load_training_data(data_dir)
+    data = data.select_columns(training_columns(data.column_names, soft=config.decision_loss != "tokens"))
     bf16 = _use_bf16(config)
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
-    peft_config = LoraConfig(
-        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=list(config.target_modules),
-        task_type="CAUSAL_LM",
-    )
-    args = SFTConfig(
-        output_dir=str(checkpoints),
-        num_train_epochs=config.epochs,
-        max_steps=config.max_steps,
-        per_device_train_batch_size=config.batch_size,
-        gradient_accumulation_steps=config.grad_accum,
-        learning_rate=config.learning_rate,
-        warmup_steps=config.warmup_ratio,  # transformers 5 reads a float below 1 as a share of the steps
-        lr_scheduler_type="linear",
-        max_length=config.max_length,
-        packing=config.packing,
-        completion_only_loss=True,
-        # TRL's default turns it on; on CPU it only costs time for a 135M model. (transformers 5
-        # renamed the option; passing the name it knows avoids a deprecation warning.)
-        **{checkpointing_kw: config.gradient_checkpointing},
-        bf16=bf16,
-        # Needed for bf16 on CPU; on a GPU machine (also under accelerate launch) it stays off.
-        use_cpu=not torch.cuda.is_available(),
-        seed=config.seed,
-        data_seed=config.seed,
-        logging_steps=config.logging_steps,
-        save_strategy="steps",
-        save_steps=config.save_steps,
-        save_total_limit=2,
-        report_to=[],
-        disable_tqdm=True,  # our own progress bar shows the loss
-        dataloader_num_workers=0,
-    )
-    from .train_callbacks import LossLog, RichProgress
-    from .train_trainer import TomdistillSFTTrainer
-
-    callbacks = [LossLog(out / TRAIN_LOG, append=resume)]
-    if progress:
-        callbacks.append(RichProgress())
-    trainer = TomdistillSFTTrainer(
-        model=model, args=args, train_dataset=data, processing_class=tokenizer, peft_config=peft_config,
-        callbacks=callbacks,
-    )
-    if progress:  # with tqdm off, transformers prints every log dict; our bar already shows the loss
-        trainer.remove_callback(transformers.PrinterCallback)
+    trainer = _trainer(path, data, tokenizer, config, checkpoints, bf16, manifest, out, resume, progress)
     started = time.perf_counter()
     output = trainer.train(resume_from_checkpoint=str(last) if resume and last else None)
     wall = time.perf_counter() - started
@@ -186,6 +138,76 @@ def train(
         (out / TRAIN_CONFIG).write_text(json.dumps(info, indent=2, default=str))
         (out / "README.md").write_text(model_card(info, manifest))
     return result
+
+
+def _sft_args(config: TrainConfig, checkpoints: Path, bf16: bool) -> Any:
+    """TRL's SFTConfig for this recipe."""
+    import torch
+    from trl import SFTConfig
+
+    return SFTConfig(
+        output_dir=str(checkpoints),
+        num_train_epochs=config.epochs,
+        max_steps=config.max_steps,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        learning_rate=config.learning_rate,
+        warmup_steps=config.warmup_ratio,  # transformers 5 reads a float below 1 as a share of the steps
+        lr_scheduler_type="linear",
+        max_length=config.max_length,
+        packing=config.packing,
+        completion_only_loss=True,
+        # TRL's default turns it on; on CPU it only costs time for a 135M model. (transformers 5
+        # renamed the option; passing the name it knows avoids a deprecation warning.)
+        **{_checkpointing_keyword(): config.gradient_checkpointing},
+        bf16=bf16,
+        # Needed for bf16 on CPU; on a GPU machine (also under accelerate launch) it stays off.
+        use_cpu=not torch.cuda.is_available(),
+        seed=config.seed,
+        data_seed=config.seed,
+        logging_steps=config.logging_steps,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=2,
+        report_to=[],
+        disable_tqdm=True,  # our own progress bar shows the loss
+        dataloader_num_workers=0,
+        # The decision targets must reach our collator; TRL would drop a column the model does not take.
+        remove_unused_columns=config.decision_loss == "tokens",
+    )
+
+
+def _trainer(path: str, data: Any, tokenizer: Any, config: TrainConfig, checkpoints: Path, bf16: bool,
+             manifest: Any, out: Path, resume: bool, progress: bool) -> Any:
+    """The SFT trainer on the student's weights with a LoRA adapter, our callbacks and, for a
+    soft decision loss, the collator that hands it the targets."""
+    import torch
+    import transformers
+    from peft import LoraConfig
+
+    from .train_callbacks import LossLog, RichProgress
+    from .train_decision import DecisionCollator
+    from .train_trainer import TomdistillSFTTrainer
+
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    peft_config = LoraConfig(
+        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=list(config.target_modules),
+        task_type="CAUSAL_LM",
+    )
+    callbacks = [LossLog(out / TRAIN_LOG, append=resume)]
+    if progress:
+        callbacks.append(RichProgress())
+    trainer = TomdistillSFTTrainer(
+        model=model, args=_sft_args(config, checkpoints, bf16), train_dataset=data, processing_class=tokenizer,
+        peft_config=peft_config, callbacks=callbacks, decision_mode=config.decision_loss,
+        decision_weight=config.decision_weight, decision_temperature=manifest.target_temperature or 1.0,
+    )
+    if config.decision_loss != "tokens":
+        trainer.data_collator = DecisionCollator(
+            trainer.data_collator, lambda text: tokenizer.encode(text, add_special_tokens=False), config.decision_loss)
+    if progress:  # with tqdm off, transformers prints every log dict; our bar already shows the loss
+        trainer.remove_callback(transformers.PrinterCallback)
+    return trainer
 
 
 def _last_loss(history: list[dict[str, Any]]) -> float | None:

@@ -13,7 +13,7 @@ from transformers import TrainerCallback
 
 
 class LossLog(TrainerCallback):
-    """One JSON line per logging step (step, epoch, loss, learning rate, grad norm), rank 0 only."""
+    """One JSON line per logging step (step, epoch, loss, decision loss, learning rate, grad norm), rank 0 only."""
 
     def __init__(self, path: Path, append: bool) -> None:
         self.path = path
@@ -33,7 +33,7 @@ class LossLog(TrainerCallback):
     def on_log(self, args, state, control, logs=None, **kwargs):
         if state.is_world_process_zero and logs and "loss" in logs:
             row = {"step": state.global_step, "epoch": round(state.epoch or 0, 4)}
-            row |= {k: logs[k] for k in ("loss", "learning_rate", "grad_norm") if k in logs}
+            row |= {k: logs[k] for k in ("loss", "decision_loss", "learning_rate", "grad_norm") if k in logs}
             with self.path.open("a") as fh:
                 fh.write(json.dumps(row) + "\n")
 

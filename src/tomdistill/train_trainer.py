@@ -1,4 +1,5 @@
-"""The SFT trainer `tomdistill train` uses: TRL's SFTTrainer, with a cheaper loss off GPU.
+"""The SFT trainer `tomdistill train` uses: TRL's SFTTrainer, with a cheaper loss off GPU and the
+optional soft-label decision loss (train_decision.py).
 
 TRL 1.16 always computes the loss through its fused, chunked LM head. On CUDA/XPU that head
 projects only the completion tokens; elsewhere (CPU) it projects every position, prompt and
@@ -7,7 +8,9 @@ its metrics. Measured on 2 CPU cores (batch 4 x ~340 tokens, 135M student) that 
 7-8 s per step against ~2 s for the model's own loss, which made `tomdistill train` 1.3x slower
 than a plain PEFT loop. Off GPU this trainer therefore asks the model for its own causal-LM
 loss: the same quantity (mean cross-entropy over tokens whose label is not -100, or the sum
-over `num_items_in_batch` under gradient accumulation), without TRL's extra metrics.
+over `num_items_in_batch` under gradient accumulation), without TRL's extra metrics. With a
+decision loss the model's own loss is used everywhere, since the decision term needs the LM
+head's input, which TRL's fused head never exposes.
 
 Kept apart from train.py so that importing tomdistill never imports TRL.
 """
@@ -16,18 +19,66 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from trl import SFTTrainer
+
+from .config import DecisionLoss
+from .train_decision import BATCH_KEYS, active_rows, decision_logits, decision_loss
 
 
 class TomdistillSFTTrainer(SFTTrainer):
+    def __init__(self, *args: Any, decision_mode: DecisionLoss = "tokens", decision_weight: float = 1.0,
+                 decision_temperature: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.decision_mode, self.decision_weight = decision_mode, decision_weight
+        self.decision_temperature = decision_temperature
+        self._decision_losses: list[float] = []
+
     def compute_loss(self, model: Any, inputs: dict[str, Any], return_outputs: bool = False,
                      num_items_in_batch: Any = None) -> Any:
-        if self.accelerator.device.type in ("cuda", "xpu"):
+        extras = {k: inputs.pop(k) for k in BATCH_KEYS if k in inputs}
+        if self.decision_mode == "tokens" and self.accelerator.device.type in ("cuda", "xpu"):
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
-        outputs = model(**inputs, use_cache=False, num_items_in_batch=num_items_in_batch)
-        loss = outputs.loss
-        if self.args.average_tokens_across_devices and num_items_in_batch is not None:
+        if self.decision_mode == "soft":
+            inputs.pop("labels", None)  # no token loss to compute
+        head = self.accelerator.unwrap_model(model).get_output_embeddings()
+        captured: list[torch.Tensor] = []
+        hook = head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+        try:
+            outputs = model(**inputs, use_cache=False, num_items_in_batch=num_items_in_batch)
+        finally:
+            hook.remove()
+        loss = self._token_loss(outputs.loss, num_items_in_batch)
+        if self.decision_mode != "tokens" and extras:
+            soft = self._decision_term(head, captured[-1], extras, num_items_in_batch)
+            loss = self.decision_weight * soft if loss is None else loss + self.decision_weight * soft
+        return (loss, outputs) if return_outputs else loss
+
+    def _token_loss(self, loss: Any, num_items_in_batch: Any) -> Any:
+        if loss is not None and self.args.average_tokens_across_devices and num_items_in_batch is not None:
             # As in Trainer.compute_loss: num_items_in_batch counts every rank's tokens, DDP averages.
             loss = loss * self.accelerator.num_processes
-        return (loss, outputs) if return_outputs else loss
+        return loss
+
+    def _decision_term(self, head: Any, hidden: torch.Tensor, extras: dict[str, torch.Tensor],
+                       num_items_in_batch: Any) -> torch.Tensor:
+        """The soft-label loss of this micro-batch (0 when no row carries a target)."""
+        rows = active_rows(extras["decision_positions"])
+        if len(rows) == 0:
+            return hidden.sum() * 0.0  # keeps the graph (and DDP's gradient hooks) intact
+        states = hidden[rows, extras["decision_positions"][rows]]
+        soft = decision_loss(decision_logits(head, states), extras["decision_token_ids"][rows],
+                             extras["decision_targets"][rows], self.decision_temperature)
+        self._decision_losses.append(float(soft.detach()))
+        if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
+            # Trainer divides by the accumulation steps only the losses it does not normalise itself.
+            soft = soft / self.current_gradient_accumulation_steps
+        return soft
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        """Adds the mean decision loss since the last log line (nats; 0 = the teacher's distribution)."""
+        if self._decision_losses and "loss" in logs:
+            logs["decision_loss"] = round(sum(self._decision_losses) / len(self._decision_losses), 4)
+            self._decision_losses.clear()
+        super().log(logs, *args, **kwargs)

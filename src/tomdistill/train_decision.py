@@ -1,0 +1,122 @@
+"""The soft-label decision loss: the student's distribution over the actions, read where the
+decision token is predicted, against the teacher's distribution for the scenario (forward KL).
+
+The dataset's reply starts with the decision ("C\nMotivation: ..."), right where score mode
+reads it, so the logits at the last prompt position give the student's P(action) exactly as
+evaluation measures it: each action's probability is the mass of the tokens that start it ("C"
+and " C", `token_variants`, the same helper the hf backend scores with), renormalised over the
+actions, at the temperature the teacher's targets hold at. The loss is the cross-entropy of
+that distribution against the teacher's: forward KL up to the teacher's (constant) entropy. It
+is computed on action strings through the student's own tokenizer, so any teacher works.
+
+`DecisionCollator` wraps TRL's collator: it finds each row's decision position (its first label),
+turns the targets into tensors and, in "soft+tokens" mode, removes the decision token from the
+token loss so the two losses do not pull on it at once. `decision_loss` computes the term from the
+LM head's input, in float32 (bf16 logits quantise P(action) to a few dozen values).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .config import DecisionLoss
+from .dataset import TARGET_COLUMN
+from .models.base import token_variants
+
+_TEXT_COLUMNS = ("prompt", "completion", "messages")
+#: Batch keys the collator adds; the trainer pops them before the model's forward pass.
+BATCH_KEYS = ("decision_positions", "decision_token_ids", "decision_targets")
+
+
+class DecisionCollator:
+    """TRL's collator plus, per row, the decision position, the candidate token ids and the target."""
+
+    def __init__(self, base: Callable[[list[dict[str, Any]]], dict[str, Any]], encode: Callable[[str], list[int]],
+                 mode: DecisionLoss) -> None:
+        self.base, self.encode, self.mode = base, encode, mode
+        self._ids: dict[str, list[int]] = {}
+        #: Rows whose first label was not a token of any action (e.g. a chat template that merges
+        #: the reply's first token with the prompt): trained on tokens only, counted here.
+        self.skipped_rows = 0
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        targets = [_target(e.get(TARGET_COLUMN)) for e in examples]
+        batch = self.base([{k: v for k, v in e.items() if k != TARGET_COLUMN and k not in _TEXT_COLUMNS}
+                           for e in examples])
+        labels = batch["labels"]
+        positions, rows = [], []
+        for row, target in enumerate(targets):
+            first = int((labels[row] != -100).nonzero()[0]) if bool((labels[row] != -100).any()) else -1
+            ids = [self.token_ids(a) for a in target] if target else []
+            if first < 1 or not ids or not any(int(labels[row, first]) in i for i in ids):
+                self.skipped_rows += bool(target)
+                positions.append(-1)
+                rows.append(([], []))
+                continue
+            positions.append(first - 1)  # the logits there predict the decision token
+            rows.append((ids, list(target.values())))
+            if self.mode == "soft+tokens":
+                labels[row, first] = -100
+        batch.update(_pack(positions, rows))
+        return batch
+
+    def token_ids(self, action: str) -> list[int]:
+        """Ids of the single tokens that start a reply with `action` ("C", " C")."""
+        if action not in self._ids:
+            self._ids[action] = [v[0] for v in token_variants(action, self.encode) if len(v) == 1]
+        return self._ids[action]
+
+
+def _target(encoded: Any) -> dict[str, float]:
+    """A row's target: {action: P}, or {} for a row without one ('' or missing)."""
+    return json.loads(encoded) if isinstance(encoded, str) and encoded else {}
+
+
+def _pack(positions: list[int], rows: list[tuple[list[list[int]], list[float]]]) -> dict[str, torch.Tensor]:
+    """Tensors: positions (B,), token ids (B, K, V) padded with -1, targets (B, K) padded with 0."""
+    k = max((len(ids) for ids, _ in rows), default=0) or 1
+    v = max((len(i) for ids, _ in rows for i in ids), default=0) or 1
+    token_ids = torch.full((len(rows), k, v), -1, dtype=torch.long)
+    targets = torch.zeros((len(rows), k), dtype=torch.float32)
+    for b, (ids, probs) in enumerate(rows):
+        for j, (i, p) in enumerate(zip(ids, probs)):
+            token_ids[b, j, : len(i)] = torch.tensor(i)
+            targets[b, j] = p
+    return {"decision_positions": torch.tensor(positions), "decision_token_ids": token_ids,
+            "decision_targets": targets}
+
+
+def decision_logits(head: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """fp32 logits of the LM head for the given hidden states (rows, hidden)."""
+    weight = getattr(head, "weight", None)
+    if weight is not None and weight.dim() == 2 and weight.shape[1] == hidden.shape[-1]:
+        bias = getattr(head, "bias", None)
+        return F.linear(hidden.float(), weight.float(), None if bias is None else bias.float())
+    # Sharded weights (DeepSpeed ZeRO-3, FSDP): the head gathers them in its own forward, in its dtype.
+    return head(hidden).float()
+
+
+def decision_loss(logits: torch.Tensor, token_ids: torch.Tensor, targets: torch.Tensor,
+                  temperature: float) -> torch.Tensor:
+    """Mean over rows of the cross-entropy between the teacher's targets and the student's
+    renormalised P(action): `logits` (rows, vocab) at the decision positions, `token_ids`
+    (rows, K, V) with -1 padding, `targets` (rows, K)."""
+    logp = torch.log_softmax(logits / (temperature or 1.0), dim=-1)  # T = 0 targets are one-hot: compare at T = 1
+    gathered = logp.gather(1, token_ids.clamp(min=0).flatten(1)).view(token_ids.shape)
+    gathered = gathered.masked_fill(token_ids < 0, float("-inf"))
+    per_action = torch.logsumexp(gathered, dim=-1)  # (rows, K): log mass of each action's tokens
+    valid = token_ids[:, :, 0] >= 0
+    per_action = per_action.masked_fill(~valid, float("-inf"))
+    log_q = per_action - torch.logsumexp(per_action, dim=-1, keepdim=True)
+    cross = -(targets * log_q.masked_fill(~valid, 0.0)).sum(dim=-1)
+    return cross.mean()
+
+
+def active_rows(positions: torch.Tensor) -> torch.Tensor:
+    """Indexes of the rows that carry a decision target."""
+    return (positions >= 0).nonzero().flatten()

@@ -1,0 +1,110 @@
+"""The soft-label decision loss: targets in the dataset, the collator that finds the decision
+token, and the loss against hand-computed values (pure torch; the real student is in test_train)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from tomdistill.dataset import TARGET_COLUMN, build_dataset, load_manifest, load_training_data, training_columns
+from tomdistill.elicit import elicit
+from tomdistill.errors import TomdistillError
+from tomdistill.models.registry import load_model
+from tomdistill.targets import SMOOTHING
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("trl")
+
+from tomdistill.train_decision import DecisionCollator, decision_loss  # noqa: E402
+
+
+def test_loss_is_the_cross_entropy_of_the_renormalised_action_mass() -> None:
+    logits = torch.tensor([[0.5, 2.0, 1.0, -1.0, 0.3, 3.0]])
+    ids = torch.tensor([[[1, 2], [3, -1]]])  # C is token 1 or 2, D is token 3; tokens 0, 4, 5 are neither
+    target = torch.tensor([[0.3, 0.7]])
+    t = 0.8
+    mass_c = math.exp(2.0 / t) + math.exp(1.0 / t)
+    mass_d = math.exp(-1.0 / t)
+    q_c, q_d = mass_c / (mass_c + mass_d), mass_d / (mass_c + mass_d)
+    expected = -(0.3 * math.log(q_c) + 0.7 * math.log(q_d))
+    assert float(decision_loss(logits, ids, target, t)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_descending_the_loss_moves_the_student_to_the_target() -> None:
+    logits = torch.zeros((1, 5), requires_grad=True)
+    ids, target = torch.tensor([[[1], [2]]]), torch.tensor([[0.8, 0.2]])
+    optimiser = torch.optim.SGD([logits], lr=1.0)
+    for _ in range(300):
+        optimiser.zero_grad()
+        decision_loss(logits, ids, target, 1.0).backward()
+        optimiser.step()
+    p = torch.softmax(logits.detach()[0, [1, 2]], dim=0)
+    assert float(p[0]) == pytest.approx(0.8, abs=0.01)
+    # At the target the loss is the target's entropy: forward KL 0.
+    entropy = -(0.8 * math.log(0.8) + 0.2 * math.log(0.2))
+    assert float(decision_loss(logits, ids, target, 1.0)) == pytest.approx(entropy, abs=1e-3)
+
+
+def _examples() -> list[dict]:
+    target = json.dumps({"C": 0.25, "D": 0.75})
+    return [
+        # prompt 10 11 12, reply starts with C (token 7): the decision is predicted at position 2
+        {"input_ids": [10, 11, 12, 7, 9], "labels": [-100, -100, -100, 7, 9], TARGET_COLUMN: target},
+        # the first reply token is no action's token (a template that merged it): left to the tokens
+        {"input_ids": [10, 11, 5, 9], "labels": [-100, -100, 5, 9], TARGET_COLUMN: target},
+        # a row without a target (an amount)
+        {"input_ids": [10, 8, 9], "labels": [-100, 8, 9], TARGET_COLUMN: ""},
+    ]
+
+
+@pytest.mark.parametrize("mode", ["soft", "soft+tokens"])
+def test_collator_finds_the_decision_and_keeps_it_from_the_token_loss(mode: str) -> None:
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    vocab = {"C": [7], " C": [17], "D": [8], " D": [18]}
+    collator = DecisionCollator(DataCollatorForLanguageModeling(pad_token_id=0), lambda text: vocab[text], mode)
+    batch = collator(_examples())
+    assert batch["decision_positions"].tolist() == [2, -1, -1]
+    assert batch["decision_token_ids"][0].tolist() == [[7, 17], [8, 18]]
+    assert batch["decision_targets"][0].tolist() == [0.25, 0.75]
+    assert collator.skipped_rows == 1
+    assert int(batch["labels"][0, 3]) == (-100 if mode == "soft+tokens" else 7)
+    assert batch["labels"][0, 4] == 9 and batch["input_ids"].shape == (3, 5)
+
+
+def _teacher(store, library, rate: float):
+    scenarios = library.scenarios("train")[:3] + library.scenarios("heldout_context")[:1]
+    elicit(store, load_model(f"mock:rate={rate}"), scenarios, run_name="sampled", protocol="motivated", samples=4)
+    elicit(store, load_model("mock:rate=0.3"), scenarios, run_name="scored", protocol="motivated", mode="score")
+    return store.require_run("sampled"), store.require_run("scored")
+
+
+def test_dataset_carries_exact_targets_from_a_score_run(store, library, tmp_path) -> None:
+    sampled, scored = _teacher(store, library, 0.7)
+    manifest = build_dataset(store, sampled, library, tmp_path / "ds", targets_run=scored)
+    data = load_training_data(tmp_path / "ds")
+    targets = {s: json.loads(t) for s, t in zip(data["scenario"], data[TARGET_COLUMN])}
+    # The mock's P(C) = 0.3 at T = 1, tempered to the run's T = 0.8 like a real model's softmax.
+    p_c = 1 / (1 + math.exp(-math.log(0.3 / 0.7) / 0.8))
+    assert len(targets) == 3 and all(t == pytest.approx({"C": p_c, "D": 1 - p_c}) for t in targets.values())
+    assert manifest.with_target == manifest.examples == 12
+    assert manifest.decision_targets.startswith("exact: score run 'scored'") and manifest.target_temperature == 0.8
+    assert load_manifest(tmp_path / "ds").with_target == 12
+
+
+def test_dataset_smooths_sampled_answers_without_a_score_run(store, library, tmp_path) -> None:
+    sampled, _ = _teacher(store, library, 1.0)  # every sample says C
+    manifest = build_dataset(store, sampled, library, tmp_path / "ds")
+    data = load_training_data(tmp_path / "ds")
+    expected = (4 + SMOOTHING) / (4 + 2 * SMOOTHING)
+    assert all(json.loads(t)["C"] == pytest.approx(expected) for t in data[TARGET_COLUMN])
+    assert manifest.decision_targets.startswith("smoothed")
+
+
+def test_a_soft_loss_needs_a_dataset_with_targets() -> None:
+    assert training_columns(["prompt", "completion", TARGET_COLUMN], soft=True)[-1] == TARGET_COLUMN
+    assert training_columns(["prompt", "completion", TARGET_COLUMN], soft=False) == ["prompt", "completion"]
+    with pytest.raises(TomdistillError, match="no decision targets"):
+        training_columns(["prompt", "completion"], soft=True)
