@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 
 from tomdistill.errors import LibraryError
 from tomdistill.scenarios import PROTOCOLS, load_library, prompt_hash, render
+from tomdistill.scenarios import library as library_module
 from tomdistill.scenarios.spec import MatrixGame
 
 TRAIN_GAMES = ["prisoners_dilemma", "snowdrift", "stag_hunt", "prisoners_delight"]
@@ -189,6 +191,26 @@ BAD_LIBRARIES = [
     pytest.param("[[monster]]\nid = 'x'\n", None, None, "unknown section 'monster'", id="unknown-section"),
     pytest.param("game = 3\n", None, None, "must be an array of tables", id="section-not-array"),
     pytest.param("", None, None, "holds no entries", id="empty-file"),
+    pytest.param('[[paraphrase]]\ncontext = "atlantis"\nframings = ["x"]\n', "paraphrase 'atlantis'", "context",
+                 "unknown context 'atlantis'; known: diplomacy", id="paraphrase-unknown-context"),
+    pytest.param('[[paraphrase]]\ncontext = "sports"\nframings = ["x"]\n', "paraphrase 'sports'", "context",
+                 "paraphrases are for training contexts only", id="paraphrase-of-heldout-context"),
+    pytest.param('[[paraphrase]]\ncontext = "community"\nframings = ["x"]\n', "paraphrase 'community'", "context",
+                 "would leak it into training", id="paraphrase-of-pgg-context"),
+    pytest.param('[[paraphrase]]\ncontext = "team"\nframings = ["Same.", "Other.", "Same."]\n', "paraphrase 'team'",
+                 "framings", "framing #3 repeats framing #1", id="paraphrase-duplicate-in-entry"),
+    pytest.param('[[paraphrase]]\ncontext = "team"\nframings = ["Same."]\n' * 2, "paraphrase 'team'",
+                 "framings", "framing #1 repeats framing #1", id="paraphrase-duplicate-across-entries"),
+    pytest.param('[[paraphrase]]\ncontext = "team"\nframings = []\n', "paraphrase 'team'", "framings",
+                 "at least 1 item", id="paraphrase-no-framings"),
+    pytest.param('[[paraphrase]]\ncontext = "team"\nframings = ["Fine.", "  "]\n', "paraphrase 'team'", "framings",
+                 "framing #2 is empty", id="paraphrase-blank-framing"),
+    pytest.param('[[paraphrase]]\nframings = ["x"]\n', "paraphrase #1", "context", "required field is missing",
+                 id="paraphrase-without-context"),
+    pytest.param('[[paraphrase]]\ncontext = "team"\nframings = ["Fine.", "{{ bogus }}"]\n', "paraphrase 'team'",
+                 "framings", "framing #2: template error: 'bogus' is undefined", id="paraphrase-undefined-variable"),
+    pytest.param("""[[paraphrase]]\ncontext = "team"\nframings = ["{{ ''.__class__ }}"]\n""", "paraphrase 'team'",
+                 "framings", "not allowed in a library text", id="paraphrase-sandbox-refused"),
 ]
 
 
@@ -216,3 +238,67 @@ def test_scaled_game_keeps_the_original_untouched(lib) -> None:
     game: MatrixGame = lib.games["prisoners_dilemma"].entry
     assert game.payoffs["C"]["D"] == [2, 10]
     assert game.cooperative_action == "C"
+
+
+def test_builtin_paraphrases_cover_the_training_contexts_only(lib) -> None:
+    for cid, src in lib.contexts.items():
+        texts = lib.paraphrases(cid)
+        if cid not in TRAIN_CONTEXTS:
+            assert texts == [], cid
+            continue
+        assert len(texts) == 3, cid
+        original = src.entry.framing.strip()
+        assert len({t.strip() for t in texts} | {original}) == 4, cid
+        for text in texts:
+            # Same closing convention as the original, and roughly its length.
+            assert text.strip().endswith(".") and "called the coplayer" in text.strip().split(". ")[-1], (cid, text)
+            assert 0.7 < len(text.split()) / len(original.split()) < 1.4, (cid, text)
+
+
+def test_paraphrases_never_change_the_scenarios(tmp_path, monkeypatch) -> None:
+    def ids_splits_hashes(library):
+        return [(s.id, s.split, prompt_hash(render(s, "answer"))) for s in library.scenarios()]
+
+    with_builtin = ids_splits_hashes(load_library())
+    extra = write(tmp_path, '[[paraphrase]]\ncontext = "team"\nframings = ["You and a colleague, the coplayer."]\n')
+    with_user_file = ids_splits_hashes(load_library([extra]))
+    monkeypatch.setattr(library_module, "_BUILTIN_FILES", tuple(
+        f for f in library_module._BUILTIN_FILES if f != "paraphrases.toml"))
+    bare = load_library()
+    assert bare.paraphrases("team") == []
+    assert with_builtin == with_user_file == ids_splits_hashes(bare)
+
+
+def test_user_paraphrases_merge_after_the_builtin_ones_in_file_order(tmp_path, lib) -> None:
+    first = write(tmp_path, '[[paraphrase]]\ncontext = "team"\nframings = ["A."]\n'
+                            '[[paraphrase]]\ncontext = "team"\nframings = ["B.", "C."]\n', "first.toml")
+    # The context is defined after its paraphrase, in a later file: order does not matter.
+    second = write(tmp_path, '[[paraphrase]]\ncontext = "lake"\nframings = ["On {{ actions | join(\'/\') }}."]\n'
+                             '[[paraphrase]]\ncontext = "team"\nframings = ["D."]\n', "second.toml")
+    third = write(tmp_path, '[[context]]\nid = "lake"\nname = "Lake"\nframing = "A lake."\n', "third.toml")
+    extended = load_library([first, second, third])
+    assert extended.paraphrases("team") == lib.paraphrases("team") + ["A.", "B.", "C.", "D."]
+    assert extended.paraphrases("lake") == ["On {{ actions | join('/') }}."]  # kept as a text, rendered per game
+    assert extended.paraphrases("business") == lib.paraphrases("business")
+
+
+def test_duplicate_paraphrase_across_user_files_names_both(tmp_path) -> None:
+    one = write(tmp_path, '[[paraphrase]]\ncontext = "team"\nframings = ["A."]\n', "one.toml")
+    two = write(tmp_path, '[[paraphrase]]\ncontext = "team"\nframings = ["B.", "A."]\n', "two.toml")
+    with pytest.raises(LibraryError) as info:
+        load_library([one, two])
+    err = info.value
+    assert (err.file, err.entry, err.field) == (str(two), "paraphrase 'team'", "framings")
+    assert f"framing #2 repeats framing #1 of context 'team' in {one}" in str(err)
+
+
+@pytest.mark.parametrize("text", ["builtin", "original"])
+def test_paraphrase_repeating_a_builtin_text_is_refused(tmp_path, lib, text) -> None:
+    repeated = lib.paraphrases("diplomacy")[1] if text == "builtin" else lib.contexts["diplomacy"].entry.framing
+    path = tmp_path / "lib.toml"
+    path.write_text(f'[[paraphrase]]\ncontext = "diplomacy"\nframings = [{json.dumps(repeated.strip())}]\n')
+    with pytest.raises(LibraryError) as info:
+        load_library([path])
+    err = info.value
+    assert (err.file, err.entry, err.field) == (str(path), "paraphrase 'diplomacy'", "framings")
+    assert ("repeats framing #2" if text == "builtin" else "the context's own framing") in str(err)

@@ -1,7 +1,9 @@
 """Load the scenario library: built-in data files plus the user's own, validated into scenarios.
 
 Every scenario is one context paired with one game, identified as `context/game`. Any problem in
-a file is raised as a single LibraryError naming the file, the entry and the field.
+a file is raised as a single LibraryError naming the file, the entry and the field. Paraphrases
+(`[[paraphrase]]`) are other wordings of training contexts' framings for training data only; they
+never form scenarios.
 """
 
 from __future__ import annotations
@@ -18,13 +20,17 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import LibraryError, describe_validation_error
 from ..tomlfiles import load_toml_file
-from .spec import BUILTIN_SPLITS, GAME_KINDS, Context, Game, MatrixGame, Template, Variant
+from .spec import BUILTIN_SPLITS, GAME_KINDS, Context, Game, MatrixGame, Paraphrase, Template, Variant
 
 #: Top-level array names a library file may hold, and the model that validates each entry.
-_ENTRY_MODELS: dict[str, type[BaseModel]] = {"template": Template, "context": Context, "variant": Variant}
-_SECTIONS = ("template", "game", "variant", "context")
+_ENTRY_MODELS: dict[str, type[BaseModel]] = {
+    "template": Template, "context": Context, "variant": Variant, "paraphrase": Paraphrase,
+}
+_SECTIONS = ("template", "game", "variant", "context", "paraphrase")
 #: Built-in files, loaded in this order (templates first so games can refer to them).
-_BUILTIN_FILES = ("templates.toml", "games.toml", "contexts.toml")
+_BUILTIN_FILES = ("templates.toml", "games.toml", "contexts.toml", "paraphrases.toml")
+#: The only split whose contexts may be paraphrased: paraphrases feed training data alone.
+_PARAPHRASE_SPLIT = "train"
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,18 @@ class _Sourced:
     file: str
 
 
+@dataclass(frozen=True)
+class _Framing:
+    """One paraphrase text with where it came from: its file and its place in its entry's `framings`."""
+
+    text: str
+    file: str
+    number: int
+
+
 @dataclass
 class Library:
-    """All games, contexts and templates, and the scenarios they form."""
+    """All games, contexts and templates, the scenarios they form, and training-only paraphrases."""
 
     templates: dict[str, _Sourced] = field(default_factory=dict)
     games: dict[str, _Sourced] = field(default_factory=dict)
@@ -61,6 +76,9 @@ class Library:
     variants: list[_Sourced] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     _scenarios: list[Scenario] = field(default_factory=list)
+    #: [[paraphrase]] entries as read; merged per context once every file is read.
+    _paraphrase_entries: list[_Sourced] = field(default_factory=list)
+    _paraphrases: dict[str, list[_Framing]] = field(default_factory=dict)
 
     def scenarios(self, split: str | None = None) -> list[Scenario]:
         """Scenarios in a stable order (split, context, game), optionally of one split only."""
@@ -96,6 +114,11 @@ class Library:
         used = {s.split for s in self._scenarios}
         return [s for s in BUILTIN_SPLITS if s in used] + sorted(used - set(BUILTIN_SPLITS))
 
+    def paraphrases(self, context_id: str) -> list[str]:
+        """Other wordings (Jinja2 texts, like `framing`) of a training context's framing, in file
+        order; [] for a context without any. For training data only: never an evaluated prompt."""
+        return [f.text for f in self._paraphrases.get(context_id, [])]
+
 
 def builtin_library_dir() -> Path:
     """Folder of the data files shipped inside the package."""
@@ -112,14 +135,18 @@ def load_library(extra_files: Iterable[Path | str] = ()) -> Library:
         _add_file(lib, Path(path))
     _expand_variants(lib)
     _check_references(lib)
+    _merge_paraphrases(lib)
     lib._scenarios = _pair(lib)
     _check_rendering(lib)
+    _check_paraphrase_rendering(lib)
     return lib
 
 
 def _entry_label(section: str, raw: Any, index: int) -> str:
-    if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-        return f"{section} '{raw['id']}'"
+    # A paraphrase has no id of its own; the context it rewords names it.
+    key = "context" if section == "paraphrase" else "id"
+    if isinstance(raw, dict) and isinstance(raw.get(key), str):
+        return f"{section} '{raw[key]}'"
     return f"{section} #{index + 1}"
 
 
@@ -141,6 +168,9 @@ def _add_file(lib: Library, path: Path) -> None:
             entry = _validate_entry(path, section, raw, label)
             if section == "variant":  # expanded once all files are read: it may name a later file's game
                 lib.variants.append(_Sourced(entry, file))
+                continue
+            if section == "paraphrase":  # checked once all files are read: it may name a later file's context
+                lib._paraphrase_entries.append(_Sourced(entry, file))
                 continue
             registry = {"template": lib.templates, "game": lib.games, "context": lib.contexts}[section]
             if entry.id in registry:
@@ -213,6 +243,39 @@ def _check_references(lib: Library) -> None:
             )
 
 
+def _merge_paraphrases(lib: Library) -> None:
+    """Gather every [[paraphrase]] under its context, in file order, refusing unknown and
+    non-training contexts and texts already given (or equal to the context's own framing)."""
+    for src in lib._paraphrase_entries:
+        para: Paraphrase = src.entry
+        label = f"paraphrase '{para.context}'"
+        ctx = lib.contexts.get(para.context)
+        if ctx is None:
+            raise LibraryError(src.file, f"unknown context '{para.context}'; known: {', '.join(lib.contexts)}",
+                               entry=label, field="context")
+        if ctx.entry.split != _PARAPHRASE_SPLIT:
+            raise LibraryError(
+                src.file, f"context '{para.context}' has split '{ctx.entry.split}'; paraphrases are for training "
+                "contexts only: a paraphrase of a held-out context would leak it into training",
+                entry=label, field="context",
+            )
+        merged = lib._paraphrases.setdefault(para.context, [])
+        # Compared as rendered (stripped): a text written as a block string renders as the inline one.
+        seen = {f.text.strip(): f for f in merged}
+        for number, text in enumerate(para.framings, 1):
+            key = text.strip()
+            if key == ctx.entry.framing.strip():
+                raise LibraryError(src.file, f"framing #{number} is the context's own framing, not a paraphrase",
+                                   entry=label, field="framings")
+            if key in seen:
+                raise LibraryError(
+                    src.file, f"framing #{number} repeats framing #{seen[key].number} of context '{para.context}' "
+                    f"in {seen[key].file}", entry=label, field="framings",
+                )
+            seen[key] = _Framing(text, src.file, number)
+            merged.append(seen[key])
+
+
 def _contexts_for(lib: Library, game: Game, file: str) -> list[Context]:
     """Contexts a game pairs with: its own list or selectors, else every context with its player count."""
     all_contexts = [s.entry for s in lib.contexts.values()]
@@ -272,6 +335,22 @@ def _check_rendering(lib: Library) -> None:
                 file, entry, field = _failing_text(lib, scenario, exc.part)
                 raise LibraryError(
                     file, f"{exc} (while rendering scenario '{scenario.id}')", entry=entry, field=field,
+                ) from None
+
+
+def _check_paraphrase_rendering(lib: Library) -> None:
+    """Render every paraphrase with the fields of each game its context pairs with, as the
+    context's own framing is, so a bad text stops loading instead of a later training run."""
+    from .render import TemplateRenderError, render_text
+
+    for scenario in lib._scenarios:
+        for framing in lib._paraphrases.get(scenario.context.id, []):
+            try:
+                render_text(framing.text, scenario.game.model_dump())
+            except TemplateRenderError as exc:
+                raise LibraryError(
+                    framing.file, f"framing #{framing.number}: {exc} (while rendering scenario '{scenario.id}')",
+                    entry=f"paraphrase '{scenario.context.id}'", field="framings",
                 ) from None
 
 

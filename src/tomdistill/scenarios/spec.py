@@ -1,8 +1,9 @@
-"""Typed models of the scenario library entries: games, contexts, prose templates, game variants.
+"""Typed models of the scenario library entries: games, contexts, prose templates, game variants,
+training-only paraphrases of context framings.
 
 A library file (TOML) holds arrays of tables named after these entries (`[[game]]`,
-`[[context]]`, `[[template]]`, `[[variant]]`); each table is validated by the model here, and
-unknown fields are refused so a typo never passes silently.
+`[[context]]`, `[[template]]`, `[[variant]]`, `[[paraphrase]]`); each table is validated by the
+model here, and unknown fields are refused so a typo never passes silently.
 """
 
 from __future__ import annotations
@@ -155,3 +156,24 @@ class Variant(_Entry):
     games: list[Ident] = Field(min_length=1, description="Ids of the matrix games to transform.")
     split: Ident = Field(description="Split of the derived scenarios.")
     contexts: list[str] | None = Field(None, description="As for games: ids or 'split:<name>' selectors.")
+
+
+class Paraphrase(_Entry):
+    """Other wordings of a training context's framing, for training data only.
+
+    A paraphrase never forms a scenario of its own: no evaluated prompt ever reads it, so it can
+    vary the wording a student is trained on without changing what is measured."""
+
+    context: Ident = Field(description="Id of the training context whose framing these texts reword.")
+    framings: list[str] = Field(
+        min_length=1, description="Jinja2 texts, each told like the context's `framing` and seeing the same fields."
+    )
+
+    @field_validator("framings")
+    @classmethod
+    def _no_blank_framing(cls, framings: list[str]) -> list[str]:
+        # A blank text would render to nothing: a prompt without any framing, silently.
+        for number, text in enumerate(framings, 1):
+            if not text.strip():
+                raise ValueError(f"framing #{number} is empty")
+        return framings
