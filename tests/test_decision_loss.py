@@ -108,3 +108,61 @@ def test_a_soft_loss_needs_a_dataset_with_targets() -> None:
     assert training_columns(["prompt", "completion", TARGET_COLUMN], soft=False) == ["prompt", "completion"]
     with pytest.raises(TomdistillError, match="no decision targets"):
         training_columns(["prompt", "completion"], soft=True)
+
+
+def test_label_permutations_relabel_the_game_and_map_the_target(store, library, tmp_path) -> None:
+    from tomdistill.augment import LABEL_PAIRS, permuted
+
+    pd = library.scenario("team/prisoners_dilemma")
+    variants = permuted(pd, 2 * len(LABEL_PAIRS))
+    assert len({v.scenario.id for v in variants}) == len({tuple(v.scenario.game.actions) for v in variants}) == 12
+    first, second = variants[0], variants[1]
+    assert first.labels == {"C": "K", "D": "J"} and first.scenario.game.actions == ["K", "J"]
+    assert second.scenario.game.actions == ["Y", "X"]  # listed in the other order
+    # Payoffs follow the options: X is C, so X against X pays what C against C pays.
+    assert second.scenario.game.payoffs["X"]["X"] == pd.game.payoffs["C"]["C"]
+    assert second.scenario.game.payoffs["Y"]["X"] == pd.game.payoffs["D"]["C"]
+    assert second.scenario.game.cooperative_action == "X" and second.scenario.split == "train"
+
+    sampled, scored = _teacher(store, library, 0.7)
+    manifest = build_dataset(store, sampled, library, tmp_path / "ds", targets_run=scored, label_permutations=2)
+    data = load_training_data(tmp_path / "ds")
+    augmented = [i for i, a in enumerate(data["augmented"]) if a]
+    assert len(augmented) == 3 * 2 and manifest.examples == 12 + 6 and manifest.label_permutations == 2
+    plain = {s: json.loads(t) for s, t, a in zip(data["scenario"], data[TARGET_COLUMN], data["augmented"]) if not a}
+    for i in augmented:
+        scenario, target = data["scenario"][i], json.loads(data[TARGET_COLUMN][i])
+        original = scenario.replace("_perm1", "").replace("_perm2", "")
+        labels = {"_perm1": ("K", "J"), "_perm2": ("X", "Y")}["_perm1" if "_perm1" in scenario else "_perm2"]
+        assert target == pytest.approx({labels[0]: plain[original]["C"], labels[1]: plain[original]["D"]})
+        assert data["completion"][i][0]["content"] in labels  # the decision alone, under the new letter
+        assert f"({' or '.join(labels if '_perm1' in scenario else labels[::-1])})" in data["prompt"][i][1]["content"]
+    # Only training scenarios are varied: the held-out scenario the teacher also answered is in no form.
+    assert not any(s.startswith("sports/") for s in data["scenario"])
+
+
+def test_excluded_scenarios_stay_out_augmented_or_not(store, library, tmp_path) -> None:
+    sampled, scored = _teacher(store, library, 0.7)
+    manifest = build_dataset(store, sampled, library, tmp_path / "ds", targets_run=scored, label_permutations=1,
+                             exclude=["diplomacy/snow*"])
+    data = load_training_data(tmp_path / "ds")
+    assert not any("snowdrift" in s for s in data["scenario"])
+    assert manifest.dropped_excluded == 4 and manifest.examples == 8 + 2
+
+
+def test_paraphrases_retell_training_contexts_with_the_teacher_answer(store, library, tmp_path) -> None:
+    sampled, scored = _teacher(store, library, 0.7)
+    manifest = build_dataset(store, sampled, library, tmp_path / "ds", targets_run=scored, paraphrases=2)
+    data = load_training_data(tmp_path / "ds")
+    rows = [i for i, a in enumerate(data["augmented"]) if a == "paraphrase"]
+    assert len(rows) == 3 * 2 and manifest.examples == 12 + 6 and manifest.paraphrases == 2
+    framings = library.paraphrases("diplomacy")
+    for i in rows:
+        scenario = data["scenario"][i]
+        k = int(scenario.split("/")[0].removeprefix("diplomacy_para"))
+        assert data["prompt"][i][1]["content"].startswith(framings[k - 1].strip()[:60])
+        original = scenario.replace(f"diplomacy_para{k}", "diplomacy")
+        teacher_rows = [j for j, s in enumerate(data["scenario"]) if s == original]
+        assert data["completion"][i] in [data["completion"][j] for j in teacher_rows]
+        assert data[TARGET_COLUMN][i] == data[TARGET_COLUMN][teacher_rows[0]]
+    assert not any(s.startswith("sports") for s in data["scenario"])

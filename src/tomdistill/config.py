@@ -11,6 +11,7 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .augment import MAX_PERMUTATIONS
 from .errors import ConfigError, describe_validation_error
 from .models.base import SamplingSettings
 from .tomlfiles import load_toml_file
@@ -159,6 +160,18 @@ class DatasetConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     prompt_protocol: Literal["answer", "motivated"] = Field("answer", description="Protocol of the training prompts.")
     require_motivation: bool = Field(False, description="Leave out teacher answers without a motivation.")
+    label_permutations: int = Field(
+        0, ge=0, le=MAX_PERMUTATIONS, description="Training-only copies of each training matrix scenario with its options under "
+        "other letters (every other copy in the other order), the teacher's target mapped along (augment.py).",
+    )
+    exclude: list[str] = Field(
+        default_factory=list, description="Scenario ids (patterns like 'team/*') kept out of the training data, "
+        "e.g. one training context for a leave-one-context-out check; they are still evaluated.",
+    )
+    paraphrases: int = Field(
+        0, ge=0, description="Training-only copies of each training scenario told with up to this many of the "
+        "library's paraphrased framings of its context ([[paraphrase]]), with the teacher's answer as it is.",
+    )
 
 
 class EvaluateConfig(BaseModel):

@@ -20,6 +20,7 @@ do, whatever the teacher run holds. Output folder:
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .augment import mapped_target, paraphrased, permuted
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
 from .outdirs import check_dir, holds_only, replace_owned_dir
@@ -34,7 +36,7 @@ from .runs import run_scenarios
 from .scenarios import Library, Scenario, render
 from .scenarios.parse import PARSER_VERSION
 from .scenarios.render import Protocol
-from .store import Run, Sample, Store
+from .store import Run, Store
 from .targets import DecisionTargets, teacher_targets
 
 MANIFEST = "manifest.json"
@@ -74,21 +76,32 @@ class DatasetManifest:
     target_temperature: float | None = None
     #: Examples that carry a target (choice scenarios the targets cover).
     with_target: int = 0
+    #: Relabelled copies per training matrix scenario (augment.py); their examples count in `examples`.
+    label_permutations: int = 0
+    #: Paraphrased framings used per training scenario (at most); their examples count in `examples`.
+    paraphrases: int = 0
+    #: Scenario-id patterns kept out, and the samples that left out.
+    exclude: list[str] = field(default_factory=list)
+    dropped_excluded: int = 0
 
 
-def _example(scenario: Scenario, sample: Sample, protocol: Protocol, target: str) -> dict[str, Any]:
+def _example(scenario: Scenario, decision: str, reply: str, protocol: Protocol, target: str,
+             sample_index: int, augmented: str = "") -> dict[str, Any]:
+    """One training example: `scenario` asked in `protocol`, answered with `reply` (which starts with `decision`)."""
     prompt = render(scenario, protocol)
-    completion = [{"role": "assistant", "content": teacher_reply(str(sample.action), sample.motivation)}]
+    completion = [{"role": "assistant", "content": reply}]
     return {
         "prompt": prompt,
         "completion": completion,
         "messages": prompt + completion,
         "scenario": scenario.id,
         "split": scenario.split,
-        "decision": str(sample.action),
-        "teacher_sample_index": sample.sample_index,
+        "decision": decision,
+        "teacher_sample_index": sample_index,
         # The teacher's P(action) for this scenario as a JSON object ('' for amounts): the soft-label target.
         TARGET_COLUMN: target,
+        # '' for the teacher's own answers; the augmentation that made the example otherwise (augment.py).
+        "augmented": augmented,
     }
 
 
@@ -103,12 +116,18 @@ def build_dataset(
     require_motivation: bool = False,
     key: str | None = None,
     targets_run: Run | None = None,
+    label_permutations: int = 0,
+    paraphrases: int = 0,
+    exclude: Sequence[str] = (),
 ) -> DatasetManifest:
     """Write the SFT data for `run` into `out` and return its manifest.
 
     Each example carries the teacher's distribution over the actions for its scenario: exact from
     `targets_run` (a score run of the same teacher) where it has them, else smoothed from `run`'s
-    own answers.
+    own answers. `label_permutations` adds that many relabelled copies of each training matrix
+    scenario (augment.py), one example each, whose decision is a teacher answer mapped along;
+    `paraphrases` adds one example per library paraphrase of the context (up to that many) with a
+    teacher answer as it is. Scenarios matching an `exclude` pattern stay out, augmented or not.
     `out` must be new, empty, or a dataset folder tomdistill wrote, which is then replaced; `key`
     (default: the run name) goes into its marker."""
     if run.mode != "sample":
@@ -119,14 +138,16 @@ def build_dataset(
         if split not in known_splits:
             raise TomdistillError(f"unknown split '{split}'; known splits: {', '.join(known_splits)}")
     scenarios = {s.id: s for s in run_scenarios(store, run, library)}
-    trained = [s for s in scenarios.values() if s.split in splits]
+    trained = [s for s in scenarios.values() if s.split in splits and not _excluded(s.id, exclude)]
     targets = teacher_targets(store, run, trained, targets_run)
     manifest = DatasetManifest(
         teacher_run=run.name, teacher_model=run.model, store=str(store.path.resolve()), splits=list(splits),
         prompt_protocol=prompt_protocol, reply_format=REPLY_FORMAT, parser_version=PARSER_VERSION, examples=0,
-        decision_targets=targets.source, target_temperature=targets.temperature,
+        decision_targets=targets.source, target_temperature=targets.temperature, exclude=list(exclude),
     )
     examples = _examples(store, run, scenarios, manifest, targets, require_motivation)
+    examples += (_permuted_examples(examples, scenarios, targets, label_permutations, prompt_protocol)
+                 + _paraphrased_examples(examples, scenarios, library, paraphrases, prompt_protocol))
     if not examples:
         raise TomdistillError(
             f"run '{run.name}' has no valid sample in splits {', '.join(splits)} "
@@ -136,7 +157,8 @@ def build_dataset(
     manifest.per_scenario = dict(Counter(e["scenario"] for e in examples))
     manifest.per_split = dict(Counter(e["split"] for e in examples))
     manifest.decisions = dict(Counter(e["decision"] for e in examples))
-    manifest.with_target = sum(bool(e["decision_target"]) for e in examples)
+    manifest.with_target = sum(bool(e[TARGET_COLUMN]) for e in examples)
+    manifest.label_permutations, manifest.paraphrases = label_permutations, paraphrases
     _write(out, examples, manifest, key or run.name)
     return manifest
 
@@ -150,13 +172,63 @@ def _examples(store: Store, run: Run, scenarios: dict[str, Scenario], manifest: 
         # Both the library's split and the stored one must allow it: no held-out leak either way.
         if scenario.split not in manifest.splits or sample.split not in manifest.splits:
             manifest.dropped_other_split += 1
+        elif _excluded(scenario.id, manifest.exclude):
+            manifest.dropped_excluded += 1
         elif not sample.valid or sample.action is None:
             manifest.dropped_invalid += 1
         elif require_motivation and not sample.motivation:
             manifest.dropped_without_motivation += 1
         else:
-            examples.append(_example(scenario, sample, manifest.prompt_protocol, targets.encoded(scenario.id)))  # type: ignore[arg-type]
+            decision = str(sample.action)
+            examples.append(_example(scenario, decision, teacher_reply(decision, sample.motivation),
+                                     manifest.prompt_protocol, targets.encoded(scenario.id), sample.sample_index))  # type: ignore[arg-type]
     return examples
+
+
+def _permuted_examples(examples: list[dict[str, Any]], scenarios: dict[str, Scenario], targets: DecisionTargets,
+                       count: int, protocol: Protocol) -> list[dict[str, Any]]:
+    """One example per relabelled copy of each scenario the examples cover: the prompt under the
+    new letters, the k-th teacher answer's decision mapped along (alone: the motivation names the
+    old letters), and the mapped target."""
+    out = []
+    for scenario_id, rows in _by_scenario(examples).items():
+        target = targets.probs.get(scenario_id)
+        for k, variant in enumerate(permuted(scenarios[scenario_id], count if target else 0)):
+            row = rows[k % len(rows)]
+            decision = variant.labels[row["decision"]]
+            out.append(_example(variant.scenario, decision, decision, protocol,
+                                json.dumps(mapped_target(target, variant.labels)), row["teacher_sample_index"],
+                                augmented="label_permutation"))
+    return out
+
+
+def _paraphrased_examples(examples: list[dict[str, Any]], scenarios: dict[str, Scenario], library: Library,
+                          count: int, protocol: Protocol) -> list[dict[str, Any]]:
+    """One example per paraphrase of each covered scenario's context: the prompt in the new words,
+    the k-th teacher answer (decision and motivation) and the target as they are."""
+    if count <= 0:
+        return []
+    out = []
+    for scenario_id, rows in _by_scenario(examples).items():
+        scenario = scenarios[scenario_id]
+        for k, variant in enumerate(paraphrased(scenario, library.paraphrases(scenario.context.id), count)):
+            row = rows[k % len(rows)]
+            out.append(_example(variant.scenario, row["decision"], row["completion"][0]["content"], protocol,
+                                row[TARGET_COLUMN], row["teacher_sample_index"], augmented="paraphrase"))
+    return out
+
+
+def _excluded(scenario_id: str, patterns: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(scenario_id, p) for p in patterns)
+
+
+def _by_scenario(examples: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """The teacher's own examples grouped by scenario, in order (augmented ones left out)."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for e in examples:
+        if not e["augmented"]:
+            grouped.setdefault(e["scenario"], []).append(e)
+    return grouped
 
 
 #: What a dataset folder holds (see _write): an unmarked folder with anything else is not replaced.

@@ -312,6 +312,8 @@ class Pipeline:
                 store, store.require_run(self.run_name("teacher")), self.library, self.paths["dataset"],
                 prompt_protocol=self.config.dataset.prompt_protocol, require_motivation=self.config.dataset.require_motivation,
                 key=self.keys["dataset"], targets_run=scored if scored is not None and scored.mode == "score" else None,
+                label_permutations=self.config.dataset.label_permutations,
+                paraphrases=self.config.dataset.paraphrases, exclude=self.config.dataset.exclude,
             )
         return {"examples": manifest.examples, "dropped_invalid": manifest.dropped_invalid, "decisions": manifest.decisions,
                 "decision_targets": manifest.decision_targets, "with_target": manifest.with_target}

@@ -1,0 +1,158 @@
+"""Recipe ablations: train and evaluate distillation variants on two teachers, one table.
+
+Each variant is a set of config overrides on top of a teacher's config (the embedded LLM teacher:
+the built-in defaults; the planted positive control: examples/planted.toml). All variants of one
+teacher run `tomdistill run` into the same work folder, one after another, so the teacher's
+samples, its exact scores and the base student's scores are computed once and reused (the
+pipeline keys its stages); only training and the student's evaluation run per variant. Every
+run is a child process waited on with `os.wait4`, which gives its own peak RSS.
+
+    python benchmarks/recipes.py --teacher planted --variant tokens --variant soft+tokens
+    python benchmarks/recipes.py --teacher llm --teacher planted          # every variant
+    python benchmarks/recipes.py --list                                   # the variants
+
+Variants differ only in training; the seed of a variant's training is `train.seed` (the teacher's
+samples stay the same). Writes one eval.json per run to benchmarks/results/recipes/ and the table
+to benchmarks/results/recipes.md (appending rows for runs it has not seen).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import tomli_w
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results"
+#: Teacher name -> the config file it starts from (None: the built-in defaults).
+TEACHERS: dict[str, Path | None] = {"llm": None, "planted": ROOT / "examples" / "planted.toml"}
+#: Variant name -> (what it changes, config overrides).
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "tokens": ("the paper's SFT: token loss on the sampled replies", {}),
+    "soft+tokens": ("token loss on the motivation + soft decision loss (weight 1)",
+                    {"train": {"decision_loss": "soft+tokens"}}),
+    "soft": ("soft decision loss only (no motivation tokens)", {"train": {"decision_loss": "soft"}}),
+    "soft+tokens-w3": ("token loss + soft decision loss, weight 3",
+                       {"train": {"decision_loss": "soft+tokens", "decision_weight": 3.0}}),
+    "soft+tokens+perm2": ("soft+tokens, plus 2 relabelled copies of each training scenario",
+                          {"train": {"decision_loss": "soft+tokens"}, "dataset": {"label_permutations": 2}}),
+    "soft+tokens+para3": ("soft+tokens, plus the 3 paraphrased framings of each training context",
+                          {"train": {"decision_loss": "soft+tokens"}, "dataset": {"paraphrases": 3}}),
+    "soft+tokens+perm2+para3": ("soft+tokens with both augmentations",
+                                {"train": {"decision_loss": "soft+tokens"},
+                                 "dataset": {"label_permutations": 2, "paraphrases": 3}}),
+    "soft+tokens-samples8-epochs1": ("soft+tokens on 8 teacher motivations per scenario, 1 epoch (same steps)",
+                                     {"train": {"decision_loss": "soft+tokens", "epochs": 1.0},
+                                      "teacher": {"samples": 8}}),
+}
+SPLITS = ("train", "heldout_context", "heldout_game", "heldout_pgg")
+
+
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """`base` with `overrides` laid over it, tables merged key by key."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = merged(out.get(key, {}), value) if isinstance(value, dict) else value
+    return out
+
+
+def run_variant(teacher: str, variant: str, seed: int, work: Path) -> dict[str, Any]:
+    """Run the pipeline for one (teacher, variant, training seed); its eval, wall time and peak RSS."""
+    source = TEACHERS[teacher]
+    base = tomllib.loads(source.read_text()) if source else {}
+    config = merged(base, VARIANTS[variant][1])
+    config = merged(config, {"train": {"seed": seed}, "out": str(work / teacher)})
+    path = work / f"{teacher}-{variant}-s{seed}.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(tomli_w.dumps(config))
+    started = time.perf_counter()
+    child = subprocess.Popen([sys.executable, "-m", "tomdistill", "run", str(path)], cwd=ROOT)
+    _, status, usage = os.wait4(child.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{path}: tomdistill run failed")
+    wall = time.perf_counter() - started
+    out = work / teacher
+    evaluation = json.loads((out / "eval.json").read_text())
+    stages = json.loads((out / "manifest.json").read_text())["stages"]
+    record = {"teacher": teacher, "variant": variant, "seed": seed, "wall_s": round(wall, 1),
+              "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
+              "train_s": stages["train"]["seconds"], "student_s": stages["student"]["seconds"],
+              "eval": evaluation}
+    (RESULTS / "recipes").mkdir(parents=True, exist_ok=True)
+    (RESULTS / "recipes" / f"{teacher}-{variant}-s{seed}.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f}"
+
+
+def _ci(pair: list[float] | None) -> str:
+    return "" if not pair else f" [{pair[0]:.1f}, {pair[1]:.1f}]"
+
+
+def rows(record: dict[str, Any]) -> list[str]:
+    """Markdown rows, one per split, for one run."""
+    out = []
+    for split in SPLITS:
+        s = record["eval"]["splits"].get(split)
+        if s is None:
+            continue
+        r_s, r_b = s.get("game_profile_correlation_student"), s.get("game_profile_correlation_base")
+        game_r = "–" if r_s is None else f"{r_s:.2f} / {'–' if r_b is None else f'{r_b:.2f}'}"
+        beats = {True: "yes", False: "no", None: "undecided"}[s.get("beats_baseline")]
+        out.append(f"| {record['teacher']} | {record['variant']} | {record['seed']} | {split} | "
+                   f"{_pct(s['gap_closed'])}{_ci(s.get('gap_closed_ci'))} | {_pct(s.get('gap_closed_baseline'))} | "
+                   f"{beats} | {_pct(s.get('kl_closed'))}{_ci(s.get('kl_closed_ci'))} | {game_r} | "
+                   f"{_pct(s.get('paper_improvement_mean'))} | {record['train_s']:.0f} | {record['wall_s']:.0f} | "
+                   f"{record['peak_rss_gib']:.1f} |")
+    return out
+
+
+HEADER = ("| teacher | variant | seed | split | gap closed % [95% CI] | baseline % | beats | KL closed % [95% CI] | "
+          "game r student / base | paper % | train s | wall s | peak GiB |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def write_table() -> Path:
+    """benchmarks/results/recipes.md from every stored run, teacher by teacher, variant by variant."""
+    records = [json.loads(p.read_text()) for p in sorted((RESULTS / "recipes").glob("*.json"))]
+    order = list(VARIANTS)
+    records.sort(key=lambda r: (r["teacher"], order.index(r["variant"]) if r["variant"] in order else 99, r["seed"]))
+    lines = [HEADER] + [row for r in records for row in rows(r)]
+    path = RESULTS / "recipes.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--teacher", action="append", choices=list(TEACHERS), help="Repeatable; default: both.")
+    parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="Repeatable; default: all.")
+    parser.add_argument("--seed", action="append", type=int, help="Training seed (repeatable); default: 0.")
+    parser.add_argument("--work", type=Path, default=ROOT / "recipes-work", help="Folder for the runs (reused).")
+    parser.add_argument("--list", action="store_true", help="Print the variants and exit.")
+    args = parser.parse_args()
+    if args.list:
+        for name, (what, overrides) in VARIANTS.items():
+            print(f"{name:16s} {what}  {json.dumps(overrides)}")
+        return
+    for teacher in args.teacher or list(TEACHERS):
+        for variant in args.variant or list(VARIANTS):
+            for seed in args.seed or [0]:
+                record = run_variant(teacher, variant, seed, args.work)
+                print("\n".join(rows(record)), flush=True)
+    print(f"table: {write_table()}")
+
+
+if __name__ == "__main__":
+    main()
