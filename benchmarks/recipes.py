@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 #: Teacher name -> the config file it starts from (None: the built-in defaults).
 TEACHERS: dict[str, Path | None] = {"llm": None, "planted": ROOT / "examples" / "planted.toml"}
+#: Every linear layer of a Llama-style block (SmolLM2, Qwen2).
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 #: Variant name -> (what it changes, config overrides).
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "tokens": ("the paper's SFT: token loss on the sampled replies", {}),
@@ -50,6 +52,14 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "soft+tokens+perm2+para3": ("soft+tokens with both augmentations",
                                 {"train": {"decision_loss": "soft+tokens"},
                                  "dataset": {"label_permutations": 2, "paraphrases": 3}}),
+    "soft-allmods": ("soft decision loss only, LoRA r 16 on every linear layer (attention and MLP)",
+                     {"train": {"decision_loss": "soft", "r": 16, "alpha": 32, "target_modules": ALL_LINEAR}}),
+    "soft-allmods+perm2": ("soft-allmods plus 2 relabelled copies of each training scenario",
+                           {"train": {"decision_loss": "soft", "r": 16, "alpha": 32, "target_modules": ALL_LINEAR},
+                            "dataset": {"label_permutations": 2}}),
+    "soft+tokens-allmods": ("soft+tokens, LoRA r 16 on every linear layer",
+                            {"train": {"decision_loss": "soft+tokens", "r": 16, "alpha": 32,
+                                       "target_modules": ALL_LINEAR}}),
     "soft+tokens-samples8-epochs1": ("soft+tokens on 8 teacher motivations per scenario, 1 epoch (same steps)",
                                      {"train": {"decision_loss": "soft+tokens", "epochs": 1.0},
                                       "teacher": {"samples": 8}}),
@@ -65,13 +75,18 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run_variant(teacher: str, variant: str, seed: int, work: Path) -> dict[str, Any]:
-    """Run the pipeline for one (teacher, variant, training seed); its eval, wall time and peak RSS."""
+def run_variant(teacher: str, variant: str, seed: int, work: Path, leave_out: str | None = None) -> dict[str, Any]:
+    """Run the pipeline for one (teacher, variant, training seed); its eval, wall time and peak RSS.
+    `leave_out`: a training context kept out of the training data, scored on its own cells."""
     source = TEACHERS[teacher]
     base = tomllib.loads(source.read_text()) if source else {}
     config = merged(base, VARIANTS[variant][1])
     config = merged(config, {"train": {"seed": seed}, "out": str(work / teacher)})
-    path = work / f"{teacher}-{variant}-s{seed}.toml"
+    if leave_out:
+        excluded = config.get("dataset", {}).get("exclude", [])
+        config = merged(config, {"dataset": {"exclude": [*excluded, f"{leave_out}/*"]}})
+    name = f"{teacher}-{variant}-s{seed}" + (f"-lo-{leave_out}" if leave_out else "")
+    path = work / f"{name}.toml"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(tomli_w.dumps(config))
     started = time.perf_counter()
@@ -83,13 +98,35 @@ def run_variant(teacher: str, variant: str, seed: int, work: Path) -> dict[str, 
     out = work / teacher
     evaluation = json.loads((out / "eval.json").read_text())
     stages = json.loads((out / "manifest.json").read_text())["stages"]
-    record = {"teacher": teacher, "variant": variant, "seed": seed, "wall_s": round(wall, 1),
+    record = {"teacher": teacher, "variant": variant, "seed": seed, "leave_out": leave_out, "wall_s": round(wall, 1),
               "peak_rss_gib": round(usage.ru_maxrss / 2**20, 2),
               "train_s": stages["train"]["seconds"], "student_s": stages["student"]["seconds"],
               "eval": evaluation}
+    if leave_out:
+        record["left_out"] = left_out_scores(evaluation, leave_out)
     (RESULTS / "recipes").mkdir(parents=True, exist_ok=True)
-    (RESULTS / "recipes" / f"{teacher}-{variant}-s{seed}.json").write_text(json.dumps(record, indent=1))
+    (RESULTS / "recipes" / f"{name}.json").write_text(json.dumps(record, indent=1))
     return record
+
+
+def left_out_scores(evaluation: dict[str, Any], context: str) -> dict[str, Any]:
+    """Gap closed, the constant baseline's and the game-profile r on the left-out context's train
+    cells (every role exact, so no noise correction): what the recipe does on a context it never saw."""
+    from tomdistill.evaluate.stats import game_profile_correlation
+
+    cells = evaluation["splits"]["train"]["cells"]
+    mine = [c for c in cells if c["context"] == context]
+    rest = [c["teacher"]["value"] for c in cells if c["context"] != context]
+    t = [c["teacher"]["value"] for c in mine]
+    b = [c["base"]["value"] for c in mine]
+    s = [c["student"]["value"] for c in mine]
+    constant = sum(rest) / len(rest)  # the teacher's mean over the cells it was trained on
+
+    def closed(role: list[float]) -> float:
+        return 100 * (1 - sum((x - y) ** 2 for x, y in zip(role, t)) / sum((x - y) ** 2 for x, y in zip(b, t)))
+
+    return {"context": context, "cells": len(mine), "gap_closed": closed(s), "baseline": closed([constant] * len(t)),
+            "game_r": game_profile_correlation([context] * len(t), s, t)}
 
 
 def _pct(value: float | None) -> str:
@@ -101,7 +138,12 @@ def _ci(pair: list[float] | None) -> str:
 
 
 def rows(record: dict[str, Any]) -> list[str]:
-    """Markdown rows, one per split, for one run."""
+    """Markdown rows, one per split, for one run (one row for a leave-one-context-out run)."""
+    if record.get("leave_out"):
+        lo = record["left_out"]
+        r = "–" if lo["game_r"] is None else f"{lo['game_r']:.2f}"
+        return [f"| {record['teacher']} | {record['variant']} | {record['seed']} | {lo['context']} | "
+                f"{lo['gap_closed']:.1f} | {lo['baseline']:.1f} | {r} | {record['train_s']:.0f} |"]
     out = []
     for split in SPLITS:
         s = record["eval"]["splits"].get(split)
@@ -109,28 +151,56 @@ def rows(record: dict[str, Any]) -> list[str]:
             continue
         r_s, r_b = s.get("game_profile_correlation_student"), s.get("game_profile_correlation_base")
         game_r = "–" if r_s is None else f"{r_s:.2f} / {'–' if r_b is None else f'{r_b:.2f}'}"
-        beats = {True: "yes", False: "no", None: "undecided"}[s.get("beats_baseline")]
+        spread = game_spread(s["cells"])
+        beats = "–" if s.get("gap_closed_baseline") is None else {True: "yes", False: "no", None: "undecided"}[s.get("beats_baseline")]
         out.append(f"| {record['teacher']} | {record['variant']} | {record['seed']} | {split} | "
                    f"{_pct(s['gap_closed'])}{_ci(s.get('gap_closed_ci'))} | {_pct(s.get('gap_closed_baseline'))} | "
-                   f"{beats} | {_pct(s.get('kl_closed'))}{_ci(s.get('kl_closed_ci'))} | {game_r} | "
+                   f"{beats} | {_pct(s.get('kl_closed'))}{_ci(s.get('kl_closed_ci'))} | {game_r} | {spread} | "
                    f"{_pct(s.get('paper_improvement_mean'))} | {record['train_s']:.0f} | {record['wall_s']:.0f} | "
                    f"{record['peak_rss_gib']:.1f} |")
     return out
 
 
 HEADER = ("| teacher | variant | seed | split | gap closed % [95% CI] | baseline % | beats | KL closed % [95% CI] | "
-          "game r student / base | paper % | train s | wall s | peak GiB |\n"
-          "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "game r student / base | game spread student / teacher | paper % | train s | wall s | peak GiB |\n"
+          "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def game_spread(cells: list[dict[str, Any]]) -> str:
+    """Mean over contexts of the largest minus the smallest rate among its games (points), student /
+    teacher: the size of the game differences a correlation cannot show."""
+    by_context: dict[str, list[tuple[float, float]]] = {}
+    for c in cells:
+        if c.get("unit") == "percent" and c["student"]["value"] is not None:
+            by_context.setdefault(c["context"], []).append((c["student"]["value"], c["teacher"]["value"]))
+    groups = [g for g in by_context.values() if len(g) > 1]
+    if not groups:
+        return "–"
+
+    def mean_range(i: int) -> float:
+        return sum(max(v[i] for v in g) - min(v[i] for v in g) for g in groups) / len(groups)
+
+    return f"{mean_range(0):.1f} / {mean_range(1):.1f}"
+
+
+LOCO_HEADER = ("| teacher | variant | seed | left-out context | gap closed % | constant baseline % | game r | train s |\n"
+               "|---|---|---|---|---|---|---|---|")
 
 
 def write_table() -> Path:
-    """benchmarks/results/recipes.md from every stored run, teacher by teacher, variant by variant."""
+    """benchmarks/results/recipes.md from every stored run, teacher by teacher, variant by variant:
+    the per-split table, then the leave-one-context-out runs."""
     records = [json.loads(p.read_text()) for p in sorted((RESULTS / "recipes").glob("*.json"))]
     order = list(VARIANTS)
-    records.sort(key=lambda r: (r["teacher"], order.index(r["variant"]) if r["variant"] in order else 99, r["seed"]))
-    lines = [HEADER] + [row for r in records for row in rows(r)]
+    records.sort(key=lambda r: (r["teacher"], order.index(r["variant"]) if r["variant"] in order else 99, r["seed"],
+                                r.get("leave_out") or ""))
+    main_rows = [row for r in records if not r.get("leave_out") for row in rows(r)]
+    loco_rows = [row for r in records if r.get("leave_out") for row in rows(r)]
+    text = "\n".join([HEADER, *main_rows]) + "\n"
+    if loco_rows:
+        text += "\n" + "\n".join([LOCO_HEADER, *loco_rows]) + "\n"
     path = RESULTS / "recipes.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(text)
     return path
 
 
@@ -139,6 +209,8 @@ def main() -> None:
     parser.add_argument("--teacher", action="append", choices=list(TEACHERS), help="Repeatable; default: both.")
     parser.add_argument("--variant", action="append", choices=list(VARIANTS), help="Repeatable; default: all.")
     parser.add_argument("--seed", action="append", type=int, help="Training seed (repeatable); default: 0.")
+    parser.add_argument("--leave-out", action="append", help="Training context kept out of training (repeatable: one "
+                        "run per context); its cells are scored apart. Default: none.")
     parser.add_argument("--work", type=Path, default=ROOT / "recipes-work", help="Folder for the runs (reused).")
     parser.add_argument("--list", action="store_true", help="Print the variants and exit.")
     args = parser.parse_args()
@@ -149,8 +221,9 @@ def main() -> None:
     for teacher in args.teacher or list(TEACHERS):
         for variant in args.variant or list(VARIANTS):
             for seed in args.seed or [0]:
-                record = run_variant(teacher, variant, seed, args.work)
-                print("\n".join(rows(record)), flush=True)
+                for leave_out in args.leave_out or [None]:
+                    record = run_variant(teacher, variant, seed, args.work, leave_out)
+                    print("\n".join(rows(record)), flush=True)
     print(f"table: {write_table()}")
 
 

@@ -166,3 +166,27 @@ def test_paraphrases_retell_training_contexts_with_the_teacher_answer(store, lib
         assert data["completion"][i] in [data["completion"][j] for j in teacher_rows]
         assert data[TARGET_COLUMN][i] == data[TARGET_COLUMN][teacher_rows[0]]
     assert not any(s.startswith("sports") for s in data["scenario"])
+
+
+def test_decision_logits_in_fp32_and_through_a_sharded_head() -> None:
+    from tomdistill.train_decision import decision_logits
+
+    head = torch.nn.Linear(4, 6, bias=False).to(torch.bfloat16)
+    hidden = torch.randn(2, 4, dtype=torch.bfloat16)
+    logits = decision_logits(head, hidden)
+    assert logits.dtype == torch.float32
+    assert torch.allclose(logits, hidden.float() @ head.weight.float().T)
+
+    class Sharded(torch.nn.Module):  # ZeRO-3 / FSDP: the weight outside forward is an empty shard
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.empty(0, dtype=torch.bfloat16))
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return torch.ones(x.shape[0], 6, dtype=torch.bfloat16)
+
+    sharded = Sharded()
+    out = decision_logits(sharded, hidden)
+    assert sharded.calls == 1 and out.dtype == torch.float32 and out.shape == (2, 6)

@@ -62,6 +62,20 @@ def _sha(path: Path) -> str:
 
 
 @pytest.mark.e2e
+def test_the_soft_decision_loss_trains_toward_the_targets(data_dir, library, tmp_path) -> None:
+    from tomdistill.train import train
+
+    out = tmp_path / "soft"
+    config = resolve_train_config(TrainConfig(**TINY, max_steps=3, decision_loss="soft"))
+    train("default:student", data_dir, out, config, progress=False)
+    log = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    # Soft only: the loss is the decision loss (the smoothed targets put 0.83 on D).
+    assert all(row["loss"] == pytest.approx(row["decision_loss"], abs=1e-3) for row in log)
+    assert log[-1]["decision_loss"] < log[0]["decision_loss"]
+    assert sum(_p_cooperate("default:student", library, adapter=out)) < sum(_p_cooperate("default:student", library))
+
+
+@pytest.mark.e2e
 def test_lora_training_moves_the_student_and_keeps_the_base(data_dir, library, tmp_path) -> None:
     from safetensors.torch import load_file
 
