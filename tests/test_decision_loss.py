@@ -190,3 +190,16 @@ def test_decision_logits_in_fp32_and_through_a_sharded_head() -> None:
     sharded = Sharded()
     out = decision_logits(sharded, hidden)
     assert sharded.calls == 1 and out.dtype == torch.float32 and out.shape == (2, 6)
+
+
+def test_a_multi_token_action_or_packing_leaves_the_soft_loss_out() -> None:
+    from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+    from tomdistill.config import TrainConfig
+
+    vocab = {"C": [7], " C": [17], "D": [8, 9], " D": [18, 9]}  # D starts with no single token
+    collator = DecisionCollator(DataCollatorForLanguageModeling(pad_token_id=0), lambda text: vocab[text], "soft")
+    batch = collator(_examples()[:1])
+    assert batch["decision_positions"].tolist() == [-1] and collator.skipped_rows == 1
+    with pytest.raises(ValueError, match="packing"):
+        TrainConfig(packing=True, decision_loss="soft")

@@ -383,7 +383,8 @@ def dataset(
     console.print(
         f"wrote {manifest.examples} examples from {len(manifest.per_scenario)} scenarios to {out} "
         f"(decisions {manifest.decisions}); left out: {manifest.dropped_invalid} invalid, "
-        f"{manifest.dropped_other_split} from other splits, {manifest.dropped_without_motivation} without motivation"
+        f"{manifest.dropped_other_split} from other splits, {manifest.dropped_without_motivation} without motivation; "
+        f"decision targets on {manifest.with_target} examples ({manifest.decision_targets})"
     )
 
 

@@ -88,6 +88,13 @@ class TrainConfig(BaseModel):
     )
     decision_weight: float = Field(1.0, ge=0, description="Weight of the soft decision loss beside the token loss.")
 
+    @model_validator(mode="after")
+    def _soft_loss_without_packing(self) -> TrainConfig:
+        # Packing puts several examples in one row; the decision position is found per row.
+        if self.packing and self.decision_loss != "tokens":
+            raise ValueError("packing = true works with decision_loss = 'tokens' only")
+        return self
+
 
 #: Named training recipes. `paper`: Lorè et al. (r 8, alpha 16, q/v, lr 5e-5, 3 epochs, batch 64).
 TRAIN_PRESETS: dict[str, dict[str, object]] = {

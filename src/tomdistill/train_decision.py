@@ -40,8 +40,8 @@ class DecisionCollator:
                  mode: DecisionLoss) -> None:
         self.base, self.encode, self.mode = base, encode, mode
         self._ids: dict[str, list[int]] = {}
-        #: Rows whose first label was not a token of any action (e.g. a chat template that merges
-        #: the reply's first token with the prompt): trained on tokens only, counted here.
+        #: Rows with a target that cannot be read at the decision token (see __call__): trained on
+        #: tokens only, counted here.
         self.skipped_rows = 0
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -53,7 +53,9 @@ class DecisionCollator:
         for row, target in enumerate(targets):
             first = int((labels[row] != -100).nonzero()[0]) if bool((labels[row] != -100).any()) else -1
             ids = [self.token_ids(a) for a in target] if target else []
-            if first < 1 or not ids or not any(int(labels[row, first]) in i for i in ids):
+            # Skipped: no target, an action no single token starts (its mass could not be read),
+            # or a first reply token that is no action's (the template merged it into the prompt).
+            if first < 1 or not ids or not all(ids) or not any(int(labels[row, first]) in i for i in ids):
                 self.skipped_rows += bool(target)
                 positions.append(-1)
                 rows.append(([], []))
