@@ -20,7 +20,6 @@ do, whatever the teacher run holds. Output folder:
 
 from __future__ import annotations
 
-import fnmatch
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -34,6 +33,7 @@ from .jsonfiles import load_json_file
 from .outdirs import check_dir, holds_only, replace_owned_dir
 from .runs import run_scenarios
 from .scenarios import Library, Scenario, render
+from .scenarios.library import id_matches
 from .scenarios.parse import PARSER_VERSION
 from .scenarios.render import Protocol
 from .store import Run, Store
@@ -138,7 +138,7 @@ def build_dataset(
         if split not in known_splits:
             raise TomdistillError(f"unknown split '{split}'; known splits: {', '.join(known_splits)}")
     scenarios = {s.id: s for s in run_scenarios(store, run, library)}
-    trained = [s for s in scenarios.values() if s.split in splits and not _excluded(s.id, exclude)]
+    trained = [s for s in scenarios.values() if s.split in splits and not id_matches(s.id, exclude)]
     targets = teacher_targets(store, run, trained, targets_run)
     manifest = DatasetManifest(
         teacher_run=run.name, teacher_model=run.model, store=str(store.path.resolve()), splits=list(splits),
@@ -172,7 +172,7 @@ def _examples(store: Store, run: Run, scenarios: dict[str, Scenario], manifest: 
         # Both the library's split and the stored one must allow it: no held-out leak either way.
         if scenario.split not in manifest.splits or sample.split not in manifest.splits:
             manifest.dropped_other_split += 1
-        elif _excluded(scenario.id, manifest.exclude):
+        elif id_matches(scenario.id, manifest.exclude):
             manifest.dropped_excluded += 1
         elif not sample.valid or sample.action is None:
             manifest.dropped_invalid += 1
@@ -216,10 +216,6 @@ def _paraphrased_examples(examples: list[dict[str, Any]], scenarios: dict[str, S
             out.append(_example(variant.scenario, row["decision"], row["completion"][0]["content"], protocol,
                                 row[TARGET_COLUMN], row["teacher_sample_index"], augmented="paraphrase"))
     return out
-
-
-def _excluded(scenario_id: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(scenario_id, p) for p in patterns)
 
 
 def _by_scenario(examples: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:

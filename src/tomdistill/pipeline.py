@@ -170,11 +170,11 @@ class Pipeline:
 
     def scenarios(self, splits: list[str]) -> list[Scenario]:
         """The scenarios of these splits that scenarios.include keeps (all when it is empty)."""
-        import fnmatch
+        from .scenarios.library import id_matches
 
         patterns = self.config.scenarios.include
         return [s for split in splits for s in self.library.scenarios(split)
-                if not patterns or any(fnmatch.fnmatchcase(s.id, p) for p in patterns)]
+                if not patterns or id_matches(s.id, patterns)]
 
     def _stage_keys(self) -> dict[str, str]:
         c = self.config

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from ..errors import TomdistillError
-from ..models.base import GenRequest, Model, SamplingSettings, ScoreRequest
+from ..models.base import GenRequest, Model, SamplingSettings, ScoreRequest, draw_index
 from ..models.registry import PROVIDERS, ModelOptions, load_model
 from ..scenarios import Scenario, prompt_hash, render
 from ..scenarios.custom import resolve_scenario
@@ -67,13 +67,8 @@ def draw(probabilities: dict[str, float], seed: int) -> str | None:
     (the backend applies it: one place); at temperature 0 they put 1 on the likeliest action."""
     if not probabilities or sum(probabilities.values()) <= 0:
         return None
-    total = sum(probabilities.values())
-    point, acc = random.Random(seed).random() * total, 0.0
-    for k, p in probabilities.items():
-        acc += p
-        if point < acc:
-            return k
-    return next(k for k in reversed(probabilities) if probabilities[k] > 0)
+    keys, weights = list(probabilities), list(probabilities.values())
+    return keys[draw_index(weights, random.Random(seed).random() * sum(weights))]
 
 
 def _fresh_seed() -> int:

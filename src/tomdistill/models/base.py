@@ -120,6 +120,17 @@ class ScoreResult:
     invalid_reason: str | None = None
 
 
+def draw_index(weights: Sequence[float], point: float) -> int:
+    """The option whose cumulative weight first passes `point` (a uniform draw scaled to the
+    weights' total); the last option with weight when rounding leaves `point` past the sum."""
+    acc = 0.0
+    for i, w in enumerate(weights):
+        acc += w
+        if point < acc:
+            return i
+    return max(i for i, w in enumerate(weights) if w > 0)
+
+
 def prompt_key(messages: Sequence[ChatMessage]) -> str:
     """One string per distinct conversation, for grouping the samples that share a prompt."""
     return "\x00".join(f"{m['role']}\x01{m['content']}" for m in messages)

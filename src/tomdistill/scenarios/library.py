@@ -9,6 +9,7 @@ never form scenarios.
 from __future__ import annotations
 
 import difflib
+import fnmatch
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -118,6 +119,11 @@ class Library:
         """Other wordings (Jinja2 texts, like `framing`) of a training context's framing, in file
         order; [] for a context without any. For training data only: never an evaluated prompt."""
         return [f.text for f in self._paraphrases.get(context_id, [])]
+
+
+def id_matches(scenario_id: str, patterns: Iterable[str]) -> bool:
+    """Whether a scenario id matches one of these shell-style patterns ('team/*', '*/stag_hunt')."""
+    return any(fnmatch.fnmatchcase(scenario_id, p) for p in patterns)
 
 
 def builtin_library_dir() -> Path:

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 
 from ...errors import TomdistillError
 from ...situations import Situation
-from ..base import GenRequest, GenResult, Model, ModelInfo, SamplingSettings, ScoreRequest, ScoreResult
+from ..base import GenRequest, GenResult, Model, ModelInfo, SamplingSettings, ScoreRequest, ScoreResult, draw_index
 from ..registry import ModelOptions, ModelSpecError
 from .behaviour import assess
 from .params import load_params
@@ -87,13 +87,3 @@ def nucleus(probs: Sequence[float], top_p: float) -> list[float]:
         if mass >= top_p:
             break
     return [p / mass if i in kept else 0.0 for i, p in enumerate(probs)]
-
-
-def draw_index(probs: Sequence[float], point: float) -> int:
-    """The option whose cumulative probability first passes `point` (a uniform draw in [0, 1))."""
-    acc = 0.0
-    for i, p in enumerate(probs):
-        acc += p
-        if point < acc:
-            return i
-    return max(i for i, p in enumerate(probs) if p > 0)  # rounding left `point` past the last sum
