@@ -29,7 +29,7 @@ def test_list_json_has_hashes(capsys) -> None:
     code, out, _ = run(capsys, "scenarios", "list", "--json")
     rows = json.loads(out)
     assert code == 0 and len(rows) == 53
-    assert set(rows[0]["prompt_hash"]) == {"answer", "motivated"}
+    assert set(rows[0]["prompt_hash"]) == {"answer", "motivated", "reasoned"}
 
 
 def test_list_with_user_library_and_config(capsys, tmp_path) -> None:

@@ -35,7 +35,7 @@ from .runs import run_scenarios
 from .scenarios import Library, Scenario, render
 from .scenarios.library import id_matches
 from .scenarios.parse import PARSER_VERSION
-from .scenarios.render import Protocol
+from .scenarios.render import Protocol, reason_first
 from .store import Run, Store
 from .targets import DecisionTargets, teacher_targets
 
@@ -132,6 +132,9 @@ def build_dataset(
     (default: the run name) goes into its marker."""
     if run.mode != "sample":
         raise TomdistillError(f"run '{run.name}' is a {run.mode}-mode run; a dataset needs sampled teacher replies")
+    if reason_first(prompt_protocol):  # the decision-first replies below would contradict such a prompt
+        raise TomdistillError(f"prompt protocol '{prompt_protocol}' is reason-first; training examples are written "
+                              "decision first, so use 'answer' or 'motivated'")
     check_dir(out, DATASET_KIND, legacy=is_dataset_folder)  # before any work; the old folder stays until the new one is due
     known_splits = library.splits()
     for split in splits:

@@ -16,11 +16,20 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 from .limits import check_size
-from .models.base import SCORING_VERSION, GenRequest, Model, SamplingSettings, ScoreRequest, check_seed
+from .models.base import (
+    SCORING_VERSION,
+    GenRequest,
+    GenResult,
+    Model,
+    SamplingSettings,
+    ScoreRequest,
+    ScoreResult,
+    check_seed,
+)
 from .runs import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision
-from .scenarios.render import Protocol, num, reply_prefix
+from .scenarios.render import Protocol, decision_prefix, num, reason_first, reasoned_prefix, reply_prefix
 from .scenarios.situate import situation
 from .store import Run, Sample, Store
 
@@ -34,10 +43,21 @@ def sample_seed(run_seed: int, scenario_id: str, index: int) -> int:
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
-def score_settings(temperature: float, protocol: Protocol) -> dict[str, Any]:
+def score_settings(temperature: float, protocol: Protocol, sampling: SamplingSettings | None = None) -> dict[str, Any]:
     """What a score run records: the scoring version, the temperature the distribution is at,
-    and the reply prefix it conditions on. Runs that differ in any of them are not comparable."""
-    return {"scoring": SCORING_VERSION, "temperature": temperature, "reply_prefix": reply_prefix(protocol)}
+    and the reply prefix it conditions on; for a reason-first protocol also the decision prefix
+    and the settings its motivations are sampled with. Runs that differ in any of them are not
+    comparable."""
+    out: dict[str, Any] = {"scoring": SCORING_VERSION, "temperature": temperature, "reply_prefix": reply_prefix(protocol)}
+    if reason_first(protocol):
+        out["reasoned"] = {"decision_prefix": decision_prefix(protocol), "sampling": (sampling or SamplingSettings()).model_dump()}
+    return out
+
+
+def records_per_scenario(protocol: Protocol, mode: Mode, samples: int) -> int:
+    """Stored records per scenario: every sample; in score mode one distribution, or one per
+    sampled motivation for a reason-first protocol (the cell's distribution is their mean)."""
+    return samples if mode == "sample" or reason_first(protocol) else 1
 
 
 def score_candidates(scenario: Scenario) -> tuple[str, ...]:
@@ -119,7 +139,9 @@ def elicit(
     adapter: str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> ElicitSummary:
-    """Fill run `run_name` with `samples` answers per scenario (1 probability record in score mode).
+    """Fill run `run_name` with `samples` answers per scenario (1 probability record in score mode;
+    `samples` sampled motivations, each with the distribution of the decision after it, in score
+    mode with a reason-first protocol).
 
     `progress(done, total)` is called after each stored sample. Raises BackendError when the
     backend gives up; everything finished before that is already stored.
@@ -129,9 +151,9 @@ def elicit(
     if not scenarios:
         raise ValueError("no scenarios to ask about")
     check_seed(seed)
-    _check_size(samples if mode == "sample" else 1, len(scenarios))
+    per_scenario = records_per_scenario(protocol, mode, samples)
+    _check_size(per_scenario, len(scenarios))
     settings = (settings or SamplingSettings()).for_protocol(protocol)
-    per_scenario = 1 if mode == "score" else samples
     run = _open_run(store, model, run_name, protocol, mode, settings, seed, adapter)
     todo = _missing(store, run, scenarios, protocol, per_scenario)
     total = per_scenario * len(scenarios)
@@ -140,11 +162,12 @@ def elicit(
     if progress:
         progress(done, total)
     step = max(1, model.batch_size) * 4  # hand the backend a few batches at a time
+    ask = _sample_chunk if mode == "sample" else _reasoned_chunk if reason_first(protocol) else _score_chunk
     new = 0
     try:
         for start in range(0, len(todo), step):
             chunk = todo[start : start + step]
-            for stored in (_sample_chunk if mode == "sample" else _score_chunk)(store, model, run, chunk, settings):
+            for stored in ask(store, model, run, chunk, settings):
                 new += stored
                 done += stored
                 if progress:
@@ -169,7 +192,7 @@ def _open_run(store: Store, model: Model, name: str, protocol: Protocol, mode: M
     info = model.info()
     return store.open_run(
         name, model=model.spec, adapter=adapter, protocol=protocol, mode=mode,
-        settings=settings.model_dump() if mode == "sample" else score_settings(settings.temperature, protocol),
+        settings=settings.model_dump() if mode == "sample" else score_settings(settings.temperature, protocol, settings),
         seed=seed, model_info=info.details | {"backend": info.backend},
     )
 
@@ -201,12 +224,14 @@ def _missing(store: Store, run: Run, scenarios: Sequence[Scenario], protocol: Pr
     return todo
 
 
+def _gen_requests(run: Run, chunk: list[_Todo]) -> list[GenRequest]:
+    return [GenRequest(key=i, messages=t.messages, seed=sample_seed(run.seed, t.scenario.id, t.index),
+                       situation=situation(t.scenario, run.protocol))
+            for i, t in enumerate(chunk)]
+
+
 def _sample_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
-    requests = [
-        GenRequest(key=i, messages=t.messages, seed=sample_seed(run.seed, t.scenario.id, t.index),
-                   situation=situation(t.scenario, run.protocol))
-        for i, t in enumerate(chunk)
-    ]
+    requests = _gen_requests(run, chunk)
     for result in model.generate(requests, settings):
         t, req = chunk[result.key], requests[result.key]
         decision = parse_decision(result.text, t.scenario)
@@ -219,19 +244,44 @@ def _sample_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], sett
         yield store.add_samples([sample])
 
 
+def _score_requests(run: Run, chunk: list[_Todo], settings: SamplingSettings,
+                    prefixes: Sequence[str] | None = None) -> list[ScoreRequest]:
+    """One request per to-do item, after the protocol's reply prefix or after each given prefix."""
+    fixed = reply_prefix(run.protocol)  # type: ignore[arg-type]
+    return [ScoreRequest(key=i, messages=t.messages, candidates=score_candidates(t.scenario),
+                         prefix=fixed if prefixes is None else prefixes[i], temperature=settings.temperature,
+                         situation=situation(t.scenario, run.protocol))
+            for i, t in enumerate(chunk)]
+
+
+def _scored_sample(run: Run, t: _Todo, result: ScoreResult, reasoning: GenResult | None = None,
+                   seed: int | None = None) -> Sample:
+    """The stored record of one distribution; for reason-first scoring also the sampled reply it followed."""
+    motivation = parse_decision(reasoning.text, t.scenario).motivation if reasoning else None
+    return Sample(
+        run_id=run.id, scenario=t.scenario.id, split=t.scenario.split, prompt_hash=t.prompt_hash,
+        sample_index=t.index, seed=seed, raw_text=reasoning.text if reasoning else None, action=None,
+        value=sum(float(k) * p for k, p in result.probs.items()) if t.scenario.numeric else None,
+        motivation=motivation,
+        invalid_reason=result.invalid_reason or (None if result.valid_mass > 0 else "no probability on any action"),
+        probs=result.probs, valid_mass=result.valid_mass, parser_version=PARSER_VERSION,
+        latency_s=result.latency_s + (reasoning.latency_s if reasoning else 0.0), prompt_tokens=result.prompt_tokens,
+        completion_tokens=reasoning.completion_tokens if reasoning else 0,
+    )
+
+
 def _score_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
-    prefix = reply_prefix(run.protocol)  # type: ignore[arg-type]
-    requests = [ScoreRequest(key=i, messages=t.messages, candidates=score_candidates(t.scenario), prefix=prefix,
-                             temperature=settings.temperature, situation=situation(t.scenario, run.protocol))
-                for i, t in enumerate(chunk)]
-    for result in model.score(requests):
-        t = chunk[result.key]
-        sample = Sample(
-            run_id=run.id, scenario=t.scenario.id, split=t.scenario.split, prompt_hash=t.prompt_hash,
-            sample_index=t.index, seed=None, raw_text=None, action=None,
-            value=sum(float(k) * p for k, p in result.probs.items()) if t.scenario.numeric else None,
-            motivation=None, invalid_reason=result.invalid_reason or (None if result.valid_mass > 0 else "no probability on any action"),
-            probs=result.probs, valid_mass=result.valid_mass, parser_version=PARSER_VERSION,
-            latency_s=result.latency_s, prompt_tokens=result.prompt_tokens, completion_tokens=0,
-        )
-        yield store.add_samples([sample])
+    for result in model.score(_score_requests(run, chunk, settings)):
+        yield store.add_samples([_scored_sample(run, chunk[result.key], result)])
+
+
+def _reasoned_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
+    """Reason first: sample a motivation per to-do item, then score the decision right after it.
+    Averaging these distributions over a cell's motivations gives its exact reason-first P(action)
+    up to the choice of motivations (far less noise than sampled answers)."""
+    requests = _gen_requests(run, chunk)
+    replies = {r.key: r for r in model.generate(requests, settings)}
+    prefixes = [reasoned_prefix(replies[i].text, run.protocol) for i in range(len(chunk))]  # type: ignore[arg-type]
+    for result in model.score(_score_requests(run, chunk, settings, prefixes)):
+        key = result.key
+        yield store.add_samples([_scored_sample(run, chunk[key], result, replies[key], requests[key].seed)])

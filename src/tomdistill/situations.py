@@ -30,7 +30,7 @@ class MatrixSituation:
     cooperate: str
     #: payoffs[your action][coplayer action] = (your payoff, coplayer payoff), as stated.
     payoffs: Mapping[str, Mapping[str, tuple[float, float]]]
-    #: The protocol the reply must follow ('answer' or 'motivated').
+    #: The protocol the reply must follow ('answer', 'motivated' or 'reasoned').
     protocol: str
     #: Earlier rounds with the same coplayer, oldest first: (your pick, coplayer's pick).
     history: tuple[tuple[str, str], ...] = ()

@@ -11,6 +11,7 @@ donation game) span many tokens and keep the token loss alone.
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,14 +40,16 @@ class DecisionTargets:
 
 
 def exact_targets(store: Store, run: Run, scenarios: Sequence[Scenario]) -> DecisionTargets:
-    """The score run's probabilities for the choice scenarios it has a valid record of."""
+    """The score run's probabilities for the choice scenarios it has a valid record of (the mean
+    over a scenario's records: a reason-first score run has one per sampled motivation)."""
     if run.mode != "score":
         raise TomdistillError(f"run '{run.name}' is a {run.mode}-mode run; exact targets need a score-mode run")
     probs: dict[str, dict[str, float]] = {}
     for scenario in _choice_scenarios(scenarios):
         records = [s for s in current_samples(store, run, scenario) if s.probs and (s.valid_mass or 0) > 0]
         if records:
-            probs[scenario.id] = {a: float(records[0].probs.get(a, 0.0)) for a in _actions(scenario)}
+            probs[scenario.id] = {a: statistics.fmean(float(r.probs.get(a, 0.0)) for r in records)  # type: ignore[union-attr]
+                                  for a in _actions(scenario)}
     return DecisionTargets(probs, f"exact: score run '{run.name}'", float(run.settings.get("temperature", 1.0)))
 
 

@@ -26,7 +26,7 @@ from ..models.registry import PROVIDERS, ModelOptions, load_model
 from ..scenarios import Scenario, prompt_hash, render
 from ..scenarios.custom import resolve_scenario
 from ..scenarios.parse import parse_decision
-from ..scenarios.render import PROTOCOLS, ChatMessage, PastRound, reply_prefix
+from ..scenarios.render import PROTOCOLS, ChatMessage, PastRound, reason_first, reply_prefix
 from ..scenarios.situate import situation
 from .manifest import AGENT_FILE, check_base, read_manifest, verify_folder
 
@@ -93,6 +93,9 @@ class Agent:
             raise TomdistillError(f"unknown protocol '{protocol}'; choose one of: {', '.join(PROTOCOLS)}")
         if mode not in MODES:
             raise TomdistillError(f"unknown decision mode '{mode}'; choose sample or score")
+        if mode == "score" and reason_first(protocol):  # type: ignore[arg-type]
+            raise TomdistillError(f"protocol '{protocol}' gives its decision after a sampled motivation; "
+                                  "an agent plays it in sample mode only")
         self.model = model
         self.protocol = protocol
         self.mode = mode

@@ -60,8 +60,9 @@ class SamplingSettings(BaseModel):
         return self.model_copy(update={"max_new_tokens": DEFAULT_MAX_NEW_TOKENS[protocol]})
 
 
-#: A bare decision needs a few tokens; a motivation two or three sentences.
-DEFAULT_MAX_NEW_TOKENS = {"answer": 24, "motivated": 128}
+#: A bare decision needs a few tokens; a motivation two or three sentences (reasoned: and the
+#: answer line after them).
+DEFAULT_MAX_NEW_TOKENS = {"answer": 24, "motivated": 128, "reasoned": 144}
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ $7", "5 dollars"). It never guesses: a reply that names more than one decision w
 which one it takes is invalid, with the reason. Bump PARSER_VERSION whenever the rules change,
 so stored samples can be re-parsed (`tomdistill reparse`) and the version recorded.
 
-Reading order, first rule that decides wins:
-1. the first line is the decision alone (what both protocols ask for), maybe with a label;
+A reason-first reply ("Motivation: ..." first, protocol `reasoned`) is read from its last
+labelled answer line ("Answer: C"); the text before it is the motivation. Then the decision part
+is read in this order, first rule that decides wins:
+1. the first line is the decision alone (what the protocols ask for), maybe with a label;
 2. an explicit first-person or labelled statement ("I pick D", "my answer is C");
 3. (choices) a reply that starts with the action letter ("D - because ...");
 4. the only action letter / amount mentioned anywhere; several different ones -> invalid.
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
     from .library import Scenario
 
 #: 2: a minus glued to an amount ("-5", "$-3") is a negative amount, hence out of range, not 5.
-PARSER_VERSION = "2"
+#: 3: a reply that starts with its motivation is read from its last "Answer:" line (was invalid).
+PARSER_VERSION = "3"
 T = TypeVar("T")
 
 
@@ -69,6 +72,8 @@ _APOSTROPHES = re.compile(r"[’‘´]")
 _MOTIVATION_LABEL = re.compile(
     r"(?:^|\n|\s)(?:motivation|reason(?:ing)?|explanation|rationale|justification|why)\s*:\s*", re.IGNORECASE
 )
+#: The decision line of a reason-first reply, after its motivation: "Answer: C", "Final decision = 5".
+_ANSWER_LINE = re.compile(r"\n\s*(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|decision|choice)\s*[:=]", re.IGNORECASE)
 #: Words after which the rest of a sentence is reasoning, not the decision itself.
 _REASON_START = re.compile(r"\b(?:because|since|given that|as (?:this|it|that)|if|so that|in order to|otherwise|unless)\b", re.IGNORECASE)
 #: A reply that takes its decision back is never read as either decision.
@@ -109,11 +114,20 @@ def _clean(text: str) -> str:
 
 
 def _split_motivation(text: str) -> tuple[str, str | None]:
-    """(decision part, motivation) split at a 'Motivation:'-style label, if the reply has one."""
+    """(decision part, motivation) split at a 'Motivation:'-style label, if the reply has one.
+
+    A reply that starts with its motivation (reason first) has its decision on the last labelled
+    answer line after it; without such a line the decision part is empty."""
     match = _MOTIVATION_LABEL.search(text)
     if match is None:
         return text, None
-    return text[: match.start()].strip(), text[match.end() :].strip() or None
+    body, motivation = text[: match.start()].strip(), text[match.end() :].strip() or None
+    if not body and motivation:
+        lines = list(_ANSWER_LINE.finditer(motivation))
+        if lines:
+            last = lines[-1]
+            return motivation[last.start() :].strip(), motivation[: last.start()].strip() or None
+    return body, motivation
 
 
 def _reason_clause_motivation(text: str) -> str | None:

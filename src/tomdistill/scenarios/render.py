@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +28,8 @@ if TYPE_CHECKING:
     from .library import Scenario
 
 #: `answer`: the decision alone. `motivated`: the decision on its own first line, then a motivation.
-Protocol = Literal["answer", "motivated"]
+#: `reasoned`: reason first: the motivation, then the decision on its own last line.
+Protocol = Literal["answer", "motivated", "reasoned"]
 PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
 
 
@@ -51,6 +53,9 @@ class ProtocolText(BaseModel):
     number: str = Field(min_length=1, description="Instruction for numeric games (give an amount).")
     reply_prefix: str = Field("", description="Fixed text the reply starts with (motivated: 'Answer:'); "
                                               "score mode weighs the decision right after it.")
+    decision_prefix: str = Field("", description="Reason-first protocols (reasoned: 'Answer:'): the text the "
+                                                 "decision follows, after the motivation. Score mode samples a "
+                                                 "motivation, then weighs the decision after it.")
 
 
 def num(value: float) -> str:
@@ -222,6 +227,30 @@ def protocol_texts() -> dict[str, ProtocolText]:
 def reply_prefix(protocol: Protocol) -> str:
     """The fixed text a reply in `protocol` starts with, before the decision ('' for `answer`)."""
     return protocol_texts()[protocol].reply_prefix
+
+
+def decision_prefix(protocol: Protocol) -> str:
+    """The text a reason-first reply's decision follows ('' for decision-first protocols)."""
+    return protocol_texts()[protocol].decision_prefix
+
+
+def reason_first(protocol: Protocol) -> bool:
+    """Whether replies in `protocol` give their motivation before the decision."""
+    return bool(decision_prefix(protocol))
+
+
+def reasoned_prefix(reply: str, protocol: Protocol) -> str:
+    """The text a reason-first decision is scored after: the sampled reply up to the line where its
+    decision starts, then the protocol's decision prefix ("Motivation: ...\nAnswer:").
+
+    The prefix is put back even where the reply never got to it (it ran out of tokens, or wrote
+    no answer line), so every motivation is followed by the same question."""
+    label = decision_prefix(protocol)
+    if not label:
+        raise ValueError(f"protocol {protocol!r} is not reason-first")
+    match = re.search(rf"(?im)^[ \t*_#]*{re.escape(label.rstrip(':'))}\s*:", reply)
+    reasoning = reply[: match.start()] if match else reply
+    return f"{reasoning.rstrip()}\n{label}"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ rounded for reading (plain digits at any size) and marked "about" when rounding 
 comparison is true: a pick that is not the best by the player's own utility is never said to pay
 more, and options that pay the player the same are worded as a tie, never as a cost or a gain.
 
-The first line is exactly "Answer: <option>" and the motivation never repeats that label, so the
-parser reads the drawn option whatever the motivation mentions.
+The first line is exactly "Answer: <option>" (reasoned: the last line) and the motivation never
+repeats that label, so the parser reads the drawn option whatever the motivation mentions.
 """
 
 from __future__ import annotations
@@ -41,14 +41,17 @@ def compose_reply(situation: Situation, assessment: Assessment, choice: int, rng
     pick = assessment.options[choice]
     if situation.protocol == "answer":
         return pick
-    if situation.protocol != "motivated":
-        raise ValueError(f"unknown protocol {situation.protocol!r}; expected 'answer' or 'motivated'")
+    if situation.protocol not in ("motivated", "reasoned"):
+        raise ValueError(f"unknown protocol {situation.protocol!r}; expected 'answer', 'motivated' or 'reasoned'")
     if isinstance(situation, MatrixSituation):
         clauses = _matrix_clauses(situation, assessment, choice, rng)
     else:
         clauses = _donation_clauses(situation, assessment, choice, rng)
     order = rng.choice(_ORDERS)
-    return f"Answer: {pick}\nMotivation: " + " ".join(clauses[i] for i in order)
+    motivation = " ".join(clauses[i] for i in order)
+    if situation.protocol == "reasoned":  # reason first; the rule decides the same either way
+        return f"Motivation: {motivation}\nAnswer: {pick}"
+    return f"Answer: {pick}\nMotivation: {motivation}"
 
 
 # --- numbers -----------------------------------------------------------------------------------
