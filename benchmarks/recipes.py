@@ -37,8 +37,13 @@ RESULTS = Path(__file__).resolve().parent / "results"
 TEACHERS: dict[str, Path | None] = {"llm": None, "planted": ROOT / "examples" / "planted.toml"}
 #: Every linear layer of a Llama-style block (SmolLM2, Qwen2).
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-#: Variant name -> (what it changes, config overrides).
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+#: The recipe every variant starts from: the paper-style training tomdistill had before issue 16
+#: (token loss, LoRA r 8 on q/v), written out so a variant means the same whatever the defaults.
+BASELINE_TRAIN: dict[str, Any] = {"decision_loss": "tokens", "decision_weight": 1.0, "r": 8, "alpha": 16,
+                                  "target_modules": ["q_proj", "v_proj"]}
+#: Variant name -> (what it changes, config overrides on BASELINE_TRAIN; None: the built-in defaults as they are).
+VARIANTS: dict[str, tuple[str, dict[str, Any] | None]] = {
+    "default": ("the built-in default recipe (TrainConfig's defaults, whatever they are now)", None),
     "tokens": ("the paper's SFT: token loss on the sampled replies", {}),
     "soft+tokens": ("token loss on the motivation + soft decision loss (weight 1)",
                     {"train": {"decision_loss": "soft+tokens"}}),
@@ -60,6 +65,19 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "soft+tokens-allmods": ("soft+tokens, LoRA r 16 on every linear layer",
                             {"train": {"decision_loss": "soft+tokens", "r": 16, "alpha": 32,
                                        "target_modules": ALL_LINEAR}}),
+    "soft+tokens-allmods-w5": ("soft+tokens, LoRA r 16 on every linear layer, decision loss weight 5",
+                               {"train": {"decision_loss": "soft+tokens", "decision_weight": 5.0, "r": 16,
+                                          "alpha": 32, "target_modules": ALL_LINEAR}}),
+    "soft+tokens-allmods-w5+para3": ("soft+tokens-allmods-w5 plus the 3 paraphrased framings of each training context",
+                                     {"train": {"decision_loss": "soft+tokens", "decision_weight": 5.0, "r": 16,
+                                                "alpha": 32, "target_modules": ALL_LINEAR},
+                                      "dataset": {"paraphrases": 3}}),
+    "soft+tokens-allmods-w5-samples8-epochs1": ("soft+tokens-allmods-w5 on 8 teacher motivations per scenario, "
+                                                "1 epoch (same steps)",
+                                                {"train": {"decision_loss": "soft+tokens", "decision_weight": 5.0,
+                                                           "r": 16, "alpha": 32, "target_modules": ALL_LINEAR,
+                                                           "epochs": 1.0},
+                                                 "teacher": {"samples": 8}}),
     "soft+tokens-samples8-epochs1": ("soft+tokens on 8 teacher motivations per scenario, 1 epoch (same steps)",
                                      {"train": {"decision_loss": "soft+tokens", "epochs": 1.0},
                                       "teacher": {"samples": 8}}),
@@ -80,7 +98,8 @@ def run_variant(teacher: str, variant: str, seed: int, work: Path, leave_out: st
     `leave_out`: a training context kept out of the training data, scored on its own cells."""
     source = TEACHERS[teacher]
     base = tomllib.loads(source.read_text()) if source else {}
-    config = merged(base, VARIANTS[variant][1])
+    overrides = VARIANTS[variant][1]
+    config = base if overrides is None else merged(merged(base, {"train": BASELINE_TRAIN}), overrides)
     config = merged(config, {"train": {"seed": seed}, "out": str(work / teacher)})
     if leave_out:
         excluded = config.get("dataset", {}).get("exclude", [])

@@ -8,6 +8,9 @@ Variants, each in its own process so that each gets its own peak RSS:
   steps; no Trainer.
 - **fp32**, **checkpointing**, **packing**: `tomdistill train` with bf16=False,
   gradient_checkpointing=True or packing=True.
+- **tokens**, **tokens-qv**: the cost of the recipe: the default LoRA with the token loss only
+  (tomdistill / tokens: what the soft decision loss adds per step), and the earlier default
+  (token loss, LoRA r 8 on q/v; tomdistill / tokens-qv: what the whole recipe adds).
 
 Every variant runs `--steps` optimizer steps after one untimed warm-up step; loading the model
 and preparing the data are not timed either, but what `tomdistill train` does on every step is
@@ -57,12 +60,19 @@ class Variant:
     overrides: dict[str, Any] | None
 
 
+#: The recipe before issue 16: token loss only, LoRA r 8 on q_proj / v_proj.
+TOKENS_QV = {"decision_loss": "tokens", "decision_weight": 1.0, "r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"]}
+
 VARIANTS: dict[str, Variant] = {
     "tomdistill": Variant("tomdistill train (default config)", {}),
+    "tokens-qv": Variant("tomdistill train, the earlier default: token loss, LoRA r 8 on q/v", TOKENS_QV),
+    "tokens": Variant("tomdistill train, default LoRA, token loss only (no soft decision loss)",
+                      {"decision_loss": "tokens"}),
     "plain": Variant("plain PEFT + torch loop", None),
     "fp32": Variant("tomdistill train, fp32 (bf16=False)", {"bf16": False}),
     "checkpointing": Variant("tomdistill train, gradient checkpointing", {"gradient_checkpointing": True}),
-    "packing": Variant("tomdistill train, packing", {"packing": True}),
+    "packing": Variant("tomdistill train, packing (token loss: a packed row has no one decision position)",
+                       {"packing": True, "decision_loss": "tokens"}),
 }
 
 # Teacher-style motivations of realistic length (44-50 tokens with the decision line), per decision.
@@ -244,7 +254,7 @@ def run_plain(student: str, data: Path, steps: int) -> dict[str, Any]:
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
     model = get_peft_model(model.to(device), LoraConfig(
-        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=list(config.target_modules),
+        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=config.lora_targets(),
         task_type="CAUSAL_LM",
     ))
     examples = [_tokenize(tokenizer, row, config.max_length) for row in load_training_data(data)]

@@ -29,7 +29,13 @@ def test_presets_and_overrides() -> None:
     paper = resolve_train_config(TrainConfig(preset="paper"))
     assert (paper.r, paper.alpha, paper.learning_rate, paper.epochs, paper.batch_size * paper.grad_accum) == (
         8, 16, 5e-5, 3, 64)
-    assert paper.target_modules == ["q_proj", "v_proj"]
+    assert paper.target_modules == ["q_proj", "v_proj"] and paper.lora_targets() == ["q_proj", "v_proj"]
+    assert paper.decision_loss == "tokens"  # the paper trained on the reply's tokens only
+    # The default recipe: LoRA on every linear layer, PEFT's own selector passed as a string.
+    default = resolve_train_config(TrainConfig())
+    assert (default.decision_loss, default.decision_weight, default.lora_targets()) == ("soft+tokens", 5.0, "all-linear")
+    with pytest.raises(ValueError, match="give it alone"):
+        TrainConfig(target_modules=["all-linear", "q_proj"])
     assert resolve_train_config(TrainConfig(preset="paper"), {"epochs": 1}).epochs == 1
     assert resolve_train_config(TrainConfig(r=4)).r == 4
     with pytest.raises(ConfigError, match="unknown preset 'fast'"):

@@ -21,7 +21,7 @@ from . import __version__
 from .config import DECISION_LOSSES, load_config
 from .elicit import MODES
 from .errors import TomdistillError
-from .models.base import SEED_MAX, SEED_MIN, BackendError, SamplingSettings
+from .models.base import DEFAULT_MAX_NEW_TOKENS, SEED_MAX, SEED_MIN, BackendError, SamplingSettings
 from .pipeline import STAGES
 from .progress import progress_bar
 from .scenarios import PROTOCOLS, Library, load_library, prompt_hash, render
@@ -65,7 +65,9 @@ ProtocolOption = Annotated[
     typer.Option(
         "--protocol",
         "-p",
-        help="'answer': the decision alone; 'motivated': the decision, then a motivation.",
+        help="'answer': the decision alone; 'motivated': the decision, then a motivation; 'reasoned': a motivation "
+             "first, then the decision (with --mode score: the decision's exact distribution after each of "
+             "--samples sampled motivations, averaged per scenario).",
     ),
 ]
 
@@ -167,10 +169,10 @@ def elicit(
     scenario: Annotated[list[str] | None, typer.Option("--scenario", help="One scenario id (repeatable); with --split, both are asked. Each scenario is asked once however often it is named.")] = None,
     protocol: ProtocolOption = ProtocolChoice("answer"),
     mode: Annotated[ModeChoice, typer.Option("--mode", help="'sample': N sampled replies per scenario; 'score': exact action probabilities from one forward pass (hf backends, or servers with top_logprobs).")] = ModeChoice("sample"),
-    samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Replies per scenario in sample mode (the paper used 300).")] = 10,
+    samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Replies per scenario in sample mode (the paper used 300); sampled motivations per scenario in score mode with --protocol reasoned.")] = 10,
     temperature: Annotated[float, typer.Option(min=0, help="Sampling temperature; 0 is greedy.")] = _DEFAULT_SAMPLING.temperature,
     top_p: Annotated[float, typer.Option("--top-p", min=0, max=1, help="Nucleus sampling threshold.")] = _DEFAULT_SAMPLING.top_p,
-    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in tokens. Default: 24 for --protocol answer, 128 for motivated.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in tokens. Default: " + ", ".join(f"{n} for {p}" for p, n in DEFAULT_MAX_NEW_TOKENS.items()) + ".")] = None,
     seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed; each sample's seed derives from it, the scenario and the index.")] = 0,
     adapter: Annotated[Path | None, typer.Option(help="PEFT LoRA adapter folder to put on an hf/default model.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (openai: models). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
@@ -398,7 +400,7 @@ def train(
     r: Annotated[int | None, typer.Option("--r", help="LoRA rank.")] = None,
     alpha: Annotated[int | None, typer.Option(help="LoRA alpha.")] = None,
     dropout: Annotated[float | None, typer.Option(help="LoRA dropout.")] = None,
-    target_modules: Annotated[list[str] | None, typer.Option("--target-module", help="Module to adapt (repeatable).")] = None,
+    target_modules: Annotated[list[str] | None, typer.Option("--target-module", help="Module to adapt (repeatable); 'all-linear' (the default) for every linear layer of the blocks.")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate.")] = None,
     epochs: Annotated[float | None, typer.Option(help="Passes over the data.")] = None,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many steps (-1: all epochs).")] = None,

@@ -42,6 +42,9 @@ class ScenariosConfig(BaseModel):
     )
 
 
+#: `target_modules` entry that stands for every linear layer of the blocks (PEFT's own name).
+ALL_LINEAR = "all-linear"
+
 #: How the decision is trained (train_decision.py): the reply's tokens, the soft-label loss, or both.
 DecisionLoss = Literal["tokens", "soft", "soft+tokens"]
 DECISION_LOSSES: tuple[str, ...] = get_args(DecisionLoss)
@@ -53,10 +56,14 @@ class TrainConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     preset: str | None = Field(None, description="Start from a named preset (cpu, paper); fields set here override it.")
-    r: int = Field(8, ge=1, description="LoRA rank.")
-    alpha: int = Field(16, ge=1, description="LoRA alpha (scale = alpha / r).")
+    r: int = Field(16, ge=1, description="LoRA rank.")
+    alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
-    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"], description="Modules that get LoRA weights.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: [ALL_LINEAR], description="Modules that get LoRA weights; 'all-linear': every linear "
+        "layer of the blocks, attention and MLP (PEFT's name for it; the output head is left out). With LoRA on "
+        "q_proj / v_proj only, no decision loss learned game differences (benchmarks/results/recipes.md).",
+    )
     learning_rate: float = Field(
         1e-3, gt=0,
         description="Peak learning rate. On the default run's 79 examples (40 steps), 2e-4 closed 6% of the "
@@ -81,12 +88,25 @@ class TrainConfig(BaseModel):
     save_steps: int = Field(10, ge=1, description="Write a resumable checkpoint every this many steps.")
     logging_steps: int = Field(1, ge=1, description="Log the loss every this many steps.")
     decision_loss: DecisionLoss = Field(
-        "tokens",
+        "soft+tokens",
         description="tokens: the reply's tokens only (the paper's SFT); soft: the cross-entropy of the student's "
         "P(action) against the teacher's exact distribution, at the decision token; soft+tokens: both, the "
         "decision token left to the soft term.",
     )
-    decision_weight: float = Field(1.0, ge=0, description="Weight of the soft decision loss beside the token loss.")
+    decision_weight: float = Field(
+        5.0, ge=0, description="Weight of the soft decision loss beside the token loss (5 learned the planted "
+        "teacher's game differences where 1 did not: benchmarks/results/recipes.md).",
+    )
+
+    @model_validator(mode="after")
+    def _all_linear_alone(self) -> TrainConfig:
+        if ALL_LINEAR in self.target_modules and len(self.target_modules) > 1:
+            raise ValueError(f"target_modules: '{ALL_LINEAR}' already names every linear layer; give it alone")
+        return self
+
+    def lora_targets(self) -> str | list[str]:
+        """`target_modules` as PEFT's LoraConfig takes it: 'all-linear' as a string, names as a list."""
+        return ALL_LINEAR if self.target_modules == [ALL_LINEAR] else list(self.target_modules)
 
     @model_validator(mode="after")
     def _soft_loss_without_packing(self) -> TrainConfig:
@@ -96,11 +116,12 @@ class TrainConfig(BaseModel):
         return self
 
 
-#: Named training recipes. `paper`: Lorè et al. (r 8, alpha 16, q/v, lr 5e-5, 3 epochs, batch 64).
+#: Named training recipes. `paper`: Lorè et al. (token loss only, r 8, alpha 16, q/v, lr 5e-5, 3 epochs,
+#: batch 64).
 TRAIN_PRESETS: dict[str, dict[str, object]] = {
     "cpu": {},
-    "paper": {"r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"], "learning_rate": 5e-5, "epochs": 3,
-              "batch_size": 8, "grad_accum": 8},
+    "paper": {"decision_loss": "tokens", "r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"],
+              "learning_rate": 5e-5, "epochs": 3, "batch_size": 8, "grad_accum": 8},
 }
 
 

@@ -191,7 +191,7 @@ def _trainer(path: str, data: Any, tokenizer: Any, config: TrainConfig, checkpoi
 
     model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
     peft_config = LoraConfig(
-        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=list(config.target_modules),
+        r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=config.lora_targets(),
         task_type="CAUSAL_LM",
     )
     callbacks = [LossLog(out / TRAIN_LOG, append=resume)]
