@@ -54,7 +54,7 @@ def measure(store: Store, model_spec: str, split: str, samples: int, seed: int) 
         started = time.perf_counter()
         elicit(store, model, scenarios, run_name=f"{tag}-{split}-{protocol}-s{seed}", protocol=protocol,
                mode="score", samples=n, settings=settings, seed=seed,
-               progress=lambda done, total: print(f"\r{protocol}: {done}/{total}", end="", flush=True))
+               progress=lambda done, total, p=protocol: print(f"\r{p}: {done}/{total}", end="", flush=True))
         print()
         timings[protocol] = round(time.perf_counter() - started, 1)
     cells = []

@@ -411,7 +411,7 @@ def train(
     bf16: Annotated[bool | None, typer.Option("--bf16/--no-bf16", help="bfloat16 training (default: on for bf16-capable GPUs and on CPU).")] = None,
     save_steps: Annotated[int | None, typer.Option(help="Checkpoint every N steps.")] = None,
     decision_loss: Annotated[DecisionLossChoice | None, typer.Option(help="tokens: the reply's tokens (paper); soft: the student's P(action) against the teacher's exact distribution (the dataset's decision targets); soft+tokens: both.")] = None,
-    decision_weight: Annotated[float | None, typer.Option(min=0, help="Weight of the soft decision loss.")] = None,
+    decision_weight: Annotated[float | None, typer.Option(min=0, help="Weight of the soft decision loss beside the token loss (soft+tokens).")] = None,
     resume: Annotated[bool, typer.Option(help="Continue from the last checkpoint in --out.")] = False,
 ) -> None:
     """LoRA fine-tune the student on a teacher dataset (TRL SFTTrainer + PEFT); resumable with --resume."""

@@ -94,8 +94,9 @@ class TrainConfig(BaseModel):
         "decision token left to the soft term.",
     )
     decision_weight: float = Field(
-        5.0, ge=0, description="Weight of the soft decision loss beside the token loss (5 learned the planted "
-        "teacher's game differences where 1 did not: benchmarks/results/recipes.md).",
+        5.0, ge=0, description="Weight of the soft decision loss beside the token loss, in soft+tokens (5 learned "
+        "the planted teacher's game differences where 1 did not: benchmarks/results/recipes.md); 'soft' alone is "
+        "not weighted.",
     )
 
     @model_validator(mode="after")

@@ -52,7 +52,8 @@ class TomdistillSFTTrainer(SFTTrainer):
         loss = self._token_loss(outputs.loss, num_items_in_batch)
         if self.decision_mode != "tokens" and extras:
             soft = self._decision_term(head, captured[-1], extras, num_items_in_batch)
-            loss = self.decision_weight * soft if loss is None else loss + self.decision_weight * soft
+            # Soft only: the decision term is the whole loss, and a weight would only rescale the learning rate.
+            loss = soft if loss is None else loss + self.decision_weight * soft
         return (loss, outputs) if return_outputs else loss
 
     def _token_loss(self, loss: Any, num_items_in_batch: Any) -> Any:
