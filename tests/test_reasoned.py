@@ -14,8 +14,8 @@ from tomdistill.models.base import ScoreRequest, ScoreResult
 from tomdistill.models.mock import MockModel
 from tomdistill.models.registry import ModelOptions, load_model
 from tomdistill.scenarios import render
-from tomdistill.scenarios.parse import ChoiceAnswer, NumberAnswer, parse_reply
-from tomdistill.scenarios.render import reason_first, reasoned_prefix
+from tomdistill.scenarios.parse import ChoiceAnswer, NumberAnswer, answer_line_start, parse_reply, reasoned_prefix
+from tomdistill.scenarios.render import PROTOCOLS, decision_prefix, reason_first
 from tomdistill.targets import exact_targets
 
 CD = ChoiceAnswer(actions=("C", "D"))
@@ -23,13 +23,13 @@ CD = ChoiceAnswer(actions=("C", "D"))
 
 @pytest.mark.parametrize(("text", "action", "motivation"), [
     ("Motivation: They have always kept their word.\nAnswer: C", "C", "They have always kept their word."),
-    # The decision line is the last labelled answer, whatever the motivation mentions.
+    # The decision line is the first labelled answer line, whatever the motivation mentions inline.
     ("Motivation: C pays 3 and D pays 5.\nAnswer: D\n", "D", "C pays 3 and D pays 5."),
     ("**Motivation:** trust matters.\n**Answer:** C", "C", "trust matters."),
     ("Motivation: first I thought D. Answer: D would be greedy.\nFinal answer: C", "C",
      "first I thought D. Answer: D would be greedy."),
 ])
-def test_reason_first_replies_are_read_from_their_last_answer_line(text, action, motivation) -> None:
+def test_reason_first_replies_are_read_from_their_first_answer_line(text, action, motivation) -> None:
     decision = parse_reply(text, CD)
     assert (decision.action, decision.motivation) == (action, motivation)
 
@@ -50,6 +50,20 @@ def test_reasoned_prefix_cuts_the_reply_where_its_decision_starts() -> None:
     assert reasoned_prefix("Motivation: they trust", "reasoned") == "Motivation: they trust\nAnswer:"
     with pytest.raises(ValueError, match="not reason-first"):
         reasoned_prefix("C", "motivated")
+
+
+def test_the_parser_and_score_mode_cut_a_reasoned_reply_at_the_same_line() -> None:
+    """One rule (answer_line_start) for both: a reply that states two answers is read, and scored,
+    at its first; the scored prefix is exactly the stored motivation plus the decision prefix."""
+    reply = "Motivation: they kept their word.\n**Answer:** C\nOn reflection...\nFinal answer: D"
+    decision = parse_reply(reply, CD)
+    assert (decision.action, decision.motivation) == ("C", "they kept their word.")
+    assert reasoned_prefix(reply, "reasoned") == "Motivation: they kept their word.\nAnswer:"
+    assert answer_line_start(reply) == reply.index("**Answer:**")
+    # Every reason-first protocol's own decision prefix is a line the rule recognises.
+    for protocol in PROTOCOLS:
+        if reason_first(protocol):
+            assert answer_line_start(f"Motivation: x\n{decision_prefix(protocol)} C") is not None
 
 
 class _Persuadable(MockModel):

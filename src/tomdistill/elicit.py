@@ -28,8 +28,8 @@ from .models.base import (
 )
 from .runs import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario, prompt_hash, render
-from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision
-from .scenarios.render import Protocol, decision_prefix, num, reason_first, reasoned_prefix, reply_prefix
+from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision, reasoned_prefix
+from .scenarios.render import Protocol, decision_prefix, num, reason_first, reply_prefix
 from .scenarios.situate import situation
 from .store import Run, Sample, Store
 
@@ -50,7 +50,9 @@ def score_settings(temperature: float, protocol: Protocol, sampling: SamplingSet
     comparable."""
     out: dict[str, Any] = {"scoring": SCORING_VERSION, "temperature": temperature, "reply_prefix": reply_prefix(protocol)}
     if reason_first(protocol):
-        out["reasoned"] = {"decision_prefix": decision_prefix(protocol), "sampling": (sampling or SamplingSettings()).model_dump()}
+        # The parser version: its answer-line rule decides where a motivation is cut for scoring.
+        out["reasoned"] = {"decision_prefix": decision_prefix(protocol), "parser": PARSER_VERSION,
+                           "sampling": (sampling or SamplingSettings()).model_dump()}
     return out
 
 

@@ -6,8 +6,10 @@ $7", "5 dollars"). It never guesses: a reply that names more than one decision w
 which one it takes is invalid, with the reason. Bump PARSER_VERSION whenever the rules change,
 so stored samples can be re-parsed (`tomdistill reparse`) and the version recorded.
 
-A reason-first reply ("Motivation: ..." first, protocol `reasoned`) is read from its last
-labelled answer line ("Answer: C"); the text before it is the motivation. Then the decision part
+A reason-first reply ("Motivation: ..." first, protocol `reasoned`) is read from its first
+labelled answer line ("Answer: C"); the text before it is the motivation. The same line is where
+score mode cuts a sampled reasoned reply to weigh its decision (`reasoned_prefix`), so a stored
+motivation and the scored decision always meet at the same point. Then the decision part
 is read in this order, first rule that decides wins:
 1. the first line is the decision alone (what the protocols ask for), maybe with a label;
 2. an explicit first-person or labelled statement ("I pick D", "my answer is C");
@@ -24,14 +26,15 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from .render import num
+from .render import Protocol, decision_prefix, num
 
 if TYPE_CHECKING:
     from .library import Scenario
 
 #: 2: a minus glued to an amount ("-5", "$-3") is a negative amount, hence out of range, not 5.
 #: 3: a reply that starts with its motivation is read from its last "Answer:" line (was invalid).
-PARSER_VERSION = "3"
+#: 4: ... from its first answer line, where score mode cuts it too; markdown labels ("**Answer:**") count.
+PARSER_VERSION = "4"
 T = TypeVar("T")
 
 
@@ -72,8 +75,10 @@ _APOSTROPHES = re.compile(r"[’‘´]")
 _MOTIVATION_LABEL = re.compile(
     r"(?:^|\n|\s)(?:motivation|reason(?:ing)?|explanation|rationale|justification|why)\s*:\s*", re.IGNORECASE
 )
-#: The decision line of a reason-first reply, after its motivation: "Answer: C", "Final decision = 5".
-_ANSWER_LINE = re.compile(r"\n\s*(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|decision|choice)\s*[:=]", re.IGNORECASE)
+#: The decision line of a reason-first reply, after its motivation: "Answer: C", "**Final decision** = 5".
+_ANSWER_LINE = re.compile(
+    r"^[ \t*_#>]*(?:(?:my|the)\s+)?(?:final\s+)?(?:answer|decision|choice)[ \t*_]*[:=]", re.IGNORECASE | re.MULTILINE
+)
 #: Words after which the rest of a sentence is reasoning, not the decision itself.
 _REASON_START = re.compile(r"\b(?:because|since|given that|as (?:this|it|that)|if|so that|in order to|otherwise|unless)\b", re.IGNORECASE)
 #: A reply that takes its decision back is never read as either decision.
@@ -113,20 +118,40 @@ def _clean(text: str) -> str:
     return "\n".join(line for line in lines if line)
 
 
+def answer_line_start(text: str) -> int | None:
+    """Where the first labelled answer line of a reason-first reply starts, or None without one.
+
+    The one rule for where a reasoned reply's motivation ends and its decision starts: the parser
+    reads the decision from here, and score mode weighs the decision at this point."""
+    match = _ANSWER_LINE.search(text)
+    return match.start() if match else None
+
+
+def reasoned_prefix(reply: str, protocol: Protocol) -> str:
+    """The text a reason-first decision is scored after: the sampled reply up to its answer line
+    (`answer_line_start`), then the protocol's decision prefix ("Motivation: ...\nAnswer:").
+
+    The prefix is put back even where the reply never got to it (it ran out of tokens, or wrote
+    no answer line), so every motivation is followed by the same question."""
+    label = decision_prefix(protocol)
+    if not label:
+        raise ValueError(f"protocol {protocol!r} is not reason-first")
+    start = answer_line_start(reply)
+    reasoning = reply if start is None else reply[:start]
+    return f"{reasoning.rstrip()}\n{label}"
+
+
 def _split_motivation(text: str) -> tuple[str, str | None]:
     """(decision part, motivation) split at a 'Motivation:'-style label, if the reply has one.
 
-    A reply that starts with its motivation (reason first) has its decision on the last labelled
-    answer line after it; without such a line the decision part is empty."""
+    A reply that starts with its motivation (reason first) has its decision from its first
+    labelled answer line on (`answer_line_start`); without such a line the decision part is empty."""
     match = _MOTIVATION_LABEL.search(text)
     if match is None:
         return text, None
     body, motivation = text[: match.start()].strip(), text[match.end() :].strip() or None
-    if not body and motivation:
-        lines = list(_ANSWER_LINE.finditer(motivation))
-        if lines:
-            last = lines[-1]
-            return motivation[last.start() :].strip(), motivation[: last.start()].strip() or None
+    if not body and motivation and (start := answer_line_start(motivation)) is not None:
+        return motivation[start:].strip(), motivation[:start].strip() or None
     return body, motivation
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -237,20 +236,6 @@ def decision_prefix(protocol: Protocol) -> str:
 def reason_first(protocol: Protocol) -> bool:
     """Whether replies in `protocol` give their motivation before the decision."""
     return bool(decision_prefix(protocol))
-
-
-def reasoned_prefix(reply: str, protocol: Protocol) -> str:
-    """The text a reason-first decision is scored after: the sampled reply up to the line where its
-    decision starts, then the protocol's decision prefix ("Motivation: ...\nAnswer:").
-
-    The prefix is put back even where the reply never got to it (it ran out of tokens, or wrote
-    no answer line), so every motivation is followed by the same question."""
-    label = decision_prefix(protocol)
-    if not label:
-        raise ValueError(f"protocol {protocol!r} is not reason-first")
-    match = re.search(rf"(?im)^[ \t*_#]*{re.escape(label.rstrip(':'))}\s*:", reply)
-    reasoning = reply[: match.start()] if match else reply
-    return f"{reasoning.rstrip()}\n{label}"
 
 
 @dataclass(frozen=True)
