@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from . import __version__
 from .config import DECISION_LOSSES, load_config
 from .elicit import MODES
 from .errors import TomdistillError
@@ -26,6 +25,7 @@ from .pipeline import STAGES
 from .progress import progress_bar
 from .scenarios import PROTOCOLS, Library, load_library, prompt_hash, render
 from .signals import stop_exit_code, stop_word
+from .versions import __version__
 
 app = typer.Typer(
     name="tomdistill",

@@ -35,6 +35,7 @@ from typing import Any
 
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
+from .versions import __version__
 
 MARKER = ".tomdistill"
 HINT = "move it away or pick another --out"
@@ -57,8 +58,6 @@ def read_marker(folder: Path) -> dict[str, Any] | None:
 
 def write_marker(folder: Path, kind: str, key: str | None = None) -> None:
     """Mark `folder` as tomdistill's `kind` output (atomically, so a parallel reader never sees half a marker)."""
-    from . import __version__  # here, not at the top: the package imports modules that import this one
-
     data = {"tool": "tomdistill", "version": __version__, "kind": kind, "key": key,
             "written": time.strftime("%Y-%m-%dT%H:%M:%S")}
     tmp = folder / f"{MARKER}.{os.getpid()}.tmp"

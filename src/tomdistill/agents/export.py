@@ -27,14 +27,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
 from ..errors import TomdistillError
 from ..jsonfiles import load_json_file
 from ..models.base import SamplingSettings
 from ..models.registry import check_adapter_dir
 from ..outdirs import HINT, check_dir
 from ..scenarios.render import PROTOCOLS, history_text, protocol_texts
-from ..versions import package_versions
+from ..versions import __version__, package_versions
 from .agent import MODES, default_sampling
 from .manifest import AGENT_FILE, AgentManifest, base_ref, file_sha256, resolved, walk, weight_files
 

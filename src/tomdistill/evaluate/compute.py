@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 
+from ..versions import __version__
 from .cluster import MIN_TRUSTED_SAMPLES, split_estimates
 from .observations import CellKey, RoleData
 from .schema import Cell, EvalReport, Rate, Source, SplitResult, Test
@@ -131,8 +132,6 @@ def _split(cells: list[tuple[Cell, Triple]], baseline_means: dict[bool, float], 
 
 def evaluate(data: RoleData, sources: list[Source], *, bootstrap: int = 2000, seed: int = 0) -> EvalReport:
     """Compare teacher, base and student in every cell that all three have data for."""
-    from .. import __version__
-
     # Cells keep the teacher's order: library order for runs, file order for records.
     keys = [k for k in data["teacher"] if k in data["base"] and k in data["student"]]
     every = set(data["teacher"]) | set(data["base"]) | set(data["student"])
