@@ -24,8 +24,8 @@ from pathlib import Path
 import torch
 import transformers
 
-from tomdistill.models.base import GenRequest, SamplingSettings
-from tomdistill.models.registry import ModelOptions, load_model, local_model_path
+from tomdistill.models.base import GenRequest, ModelOptions, SamplingSettings
+from tomdistill.models.registry import load_model, local_model_path
 from tomdistill.scenarios import load_library, render
 
 

@@ -22,8 +22,8 @@ import platform
 import time
 from pathlib import Path
 
-from tomdistill.models.base import GenRequest, SamplingSettings
-from tomdistill.models.registry import ModelOptions, load_model
+from tomdistill.models.base import GenRequest, ModelOptions, SamplingSettings
+from tomdistill.models.registry import load_model
 from tomdistill.scenarios import load_library, render
 
 

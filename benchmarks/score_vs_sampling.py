@@ -32,8 +32,8 @@ import transformers
 from scipy.stats import binomtest
 
 from tomdistill.elicit import score_candidates
-from tomdistill.models.base import GenRequest, SamplingSettings, ScoreRequest
-from tomdistill.models.registry import ModelOptions, load_model
+from tomdistill.models.base import GenRequest, ModelOptions, SamplingSettings, ScoreRequest
+from tomdistill.models.registry import load_model
 from tomdistill.scenarios import load_library, render
 from tomdistill.scenarios.parse import parse_decision
 

@@ -107,7 +107,8 @@ def build_data(out: Path) -> Path:
     """A dataset folder built the way `tomdistill teacher` + `tomdistill dataset` build one, with a scripted teacher."""
     from tomdistill.dataset import build_dataset
     from tomdistill.elicit import elicit
-    from tomdistill.models.registry import ModelOptions, load_model
+    from tomdistill.models.base import ModelOptions
+    from tomdistill.models.registry import load_model
     from tomdistill.scenarios import load_library
     from tomdistill.store import Store
 

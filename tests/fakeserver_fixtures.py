@@ -9,8 +9,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tomdistill.models.base import ModelOptions
 from tomdistill.models.openai_compat import OpenAIModel
-from tomdistill.models.registry import ModelOptions
 
 from fakeserver import FakeServer, Plan
 

@@ -20,7 +20,8 @@ from tomdistill.agents.play_report import summarize, write_play_report
 from tomdistill.agents.strategies import strategy
 from tomdistill.cli import main
 from tomdistill.errors import TomdistillError
-from tomdistill.models.registry import ModelOptions, load_model
+from tomdistill.models.base import ModelOptions
+from tomdistill.models.registry import load_model
 from tomdistill.scenarios.custom import ScenarioError
 from tomdistill.store import MIGRATIONS, SCHEMA_VERSION, Store
 

@@ -9,7 +9,8 @@ import pytest
 from tomdistill.dataset import build_dataset, load_manifest, load_training_data, teacher_reply
 from tomdistill.elicit import elicit
 from tomdistill.errors import TomdistillError
-from tomdistill.models.registry import ModelOptions, load_model
+from tomdistill.models.base import ModelOptions
+from tomdistill.models.registry import load_model
 from tomdistill.scenarios.parse import parse_decision
 from tomdistill.scenarios.render import num
 

@@ -14,8 +14,8 @@ import pytest
 
 from tomdistill.cli import main
 from tomdistill.elicit import elicit, sample_seed
-from tomdistill.models.base import SCORING_VERSION, BackendError, SamplingSettings
-from tomdistill.models.registry import ModelOptions, ModelSpecError, load_model
+from tomdistill.models.base import SCORING_VERSION, BackendError, ModelOptions, ModelSpecError, SamplingSettings
+from tomdistill.models.registry import load_model
 from tomdistill.runs import export_run, reparse_run
 from tomdistill.store import Store
 

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tomdistill.elicit import elicit, score_candidates
+from tomdistill.ask import score_candidates
+from tomdistill.elicit import elicit
 from tomdistill.errors import TomdistillError
-from tomdistill.models.base import SamplingSettings, ScoreRequest
+from tomdistill.models.base import ModelOptions, SamplingSettings, ScoreRequest
 from tomdistill.models.embedded import EmbeddedWeights, WeightPart, verified_gguf
-from tomdistill.models.registry import ModelOptions, load_model
+from tomdistill.models.registry import load_model
 from tomdistill.scenarios import render
 
 LIB_FILES = (WeightPart("tomdistill.scenarios", "library/games.toml"), WeightPart("tomdistill.scenarios", "library/contexts.toml"))

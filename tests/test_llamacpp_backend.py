@@ -19,8 +19,8 @@ import pytest
 
 from tomdistill.errors import TomdistillError
 from tomdistill.models import llamacpp
-from tomdistill.models.base import GenRequest, SamplingSettings, ScoreRequest
-from tomdistill.models.registry import ModelOptions, ModelSpecError, load_model
+from tomdistill.models.base import GenRequest, ModelOptions, ModelSpecError, SamplingSettings, ScoreRequest
+from tomdistill.models.registry import load_model
 from tomdistill.scenarios import render
 
 MESSAGES = [{"role": "system", "content": "Pick C or D."}, {"role": "user", "content": "Your move?"}]
@@ -319,7 +319,7 @@ PC_TOLERANCE = 0.05
 @pytest.mark.e2e
 def test_real_score_matches_the_hf_backend(real_student, library) -> None:
     pytest.importorskip("torch")
-    from tomdistill.elicit import score_candidates
+    from tomdistill.ask import score_candidates
 
     scenarios = [library.scenario(i) for i in ("business/prisoners_dilemma", "team/stag_hunt", "diplomacy/snowdrift")]
     requests = [ScoreRequest(s.id, render(s, "answer"), score_candidates(s)) for s in scenarios]

@@ -15,13 +15,14 @@ from tomdistill.errors import TomdistillError
 from tomdistill.models.base import (
     BackendError,
     GenRequest,
+    ModelOptions,
     SamplingSettings,
     ScoreRequest,
     UnsupportedError,
     answer_index,
 )
 from tomdistill.models.openai_compat import PREFIX_MODE_ENV, PREFIX_REPLY_TOKENS, OpenAIModel
-from tomdistill.models.registry import ModelOptions, load_model
+from tomdistill.models.registry import load_model
 
 from fakeserver import AFTER_PREFIX, KEY, Plan
 

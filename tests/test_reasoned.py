@@ -10,9 +10,9 @@ from tomdistill.agents import Agent
 from tomdistill.dataset import build_dataset
 from tomdistill.elicit import elicit
 from tomdistill.errors import TomdistillError
-from tomdistill.models.base import ScoreRequest, ScoreResult
+from tomdistill.models.base import ModelOptions, ScoreRequest, ScoreResult
 from tomdistill.models.mock import MockModel
-from tomdistill.models.registry import ModelOptions, load_model
+from tomdistill.models.registry import load_model
 from tomdistill.scenarios import render
 from tomdistill.scenarios.parse import ChoiceAnswer, NumberAnswer, answer_line_start, parse_reply, reasoned_prefix
 from tomdistill.scenarios.render import PROTOCOLS, decision_prefix, reason_first

@@ -19,7 +19,8 @@ from tomdistill.cli import main
 from tomdistill.elicit import elicit
 from tomdistill.evaluate import load_report
 from tomdistill.evaluate.schema import EvalReport
-from tomdistill.models.registry import ModelOptions, load_model
+from tomdistill.models.base import ModelOptions
+from tomdistill.models.registry import load_model
 from tomdistill.scenarios import load_library
 from tomdistill.store import Store
 

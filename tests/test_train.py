@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from tomdistill.ask import score_candidates
 from tomdistill.config import TrainConfig, resolve_train_config
 from tomdistill.dataset import build_dataset
-from tomdistill.elicit import elicit, score_candidates
+from tomdistill.elicit import elicit
 from tomdistill.errors import ConfigError, TomdistillError
-from tomdistill.models.base import ScoreRequest
-from tomdistill.models.registry import ModelOptions, load_model, local_model_path
+from tomdistill.models.base import ModelOptions, ScoreRequest
+from tomdistill.models.registry import load_model, local_model_path
 from tomdistill.scenarios import render
 
 # A teacher that always defects, with a motivation: the student's P(C) must fall after training.

@@ -15,11 +15,13 @@ import pytest
 from tomdistill.errors import TomdistillError
 from tomdistill.models.base import (
     GenRequest,
+    ModelOptions,
+    ModelSpecError,
     SamplingSettings,
     ScoreRequest,
     UnsupportedError,
 )
-from tomdistill.models.registry import ModelOptions, ModelSpecError, load_model
+from tomdistill.models.registry import load_model
 
 PD = [{"role": "system", "content": "Pick C or D."}, {"role": "user", "content": "Prisoner's dilemma?"}]
 SH = [{"role": "system", "content": "Pick C or D."}, {"role": "user", "content": "Stag hunt?"}]

@@ -1,5 +1,7 @@
 """Ask a model about scenarios and keep every answer: scenarios x model x n -> the store.
 
+This module decides which samples are missing and stores what comes back; asking the model and
+reading its replies go through `tomdistill.ask`, the same road agents take.
 Each finished sample is committed as soon as it arrives, keyed by (run, scenario, prompt hash,
 sample index), so a crash or Ctrl-C loses nothing finished and re-running the same command asks
 only for what is missing. Sample seeds derive from the run seed, the scenario and the index, so
@@ -13,28 +15,25 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any
 
+from .ask import Question, reason_then_score, sample_answers, score_answers
 from .limits import check_size
 from .models.base import (
+    MODES,
     SCORING_VERSION,
-    GenRequest,
     GenResult,
+    Mode,
     Model,
     SamplingSettings,
-    ScoreRequest,
     ScoreResult,
     check_seed,
 )
 from .runs import current_samples, decision_fields, sample_rate
-from .scenarios import Scenario, prompt_hash, render
-from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision, reasoned_prefix
-from .scenarios.render import Protocol, decision_prefix, num, reason_first, reply_prefix
-from .scenarios.situate import situation
+from .scenarios import Scenario
+from .scenarios.parse import PARSER_VERSION, Decision, parse_decision
+from .scenarios.render import Protocol, decision_prefix, reason_first, reply_prefix
 from .store import Run, Sample, Store
-
-Mode = Literal["sample", "score"]
-MODES: tuple[Mode, ...] = get_args(Mode)
 
 
 def sample_seed(run_seed: int, scenario_id: str, index: int) -> int:
@@ -60,14 +59,6 @@ def records_per_scenario(protocol: Protocol, mode: Mode, samples: int) -> int:
     """Stored records per scenario: every sample; in score mode one distribution, or one per
     sampled motivation for a reason-first protocol (the cell's distribution is their mean)."""
     return samples if mode == "sample" or reason_first(protocol) else 1
-
-
-def score_candidates(scenario: Scenario) -> tuple[str, ...]:
-    """What score mode weighs: the action labels, or every whole amount for numeric games."""
-    spec = answer_spec(scenario)
-    if isinstance(spec, ChoiceAnswer):
-        return spec.actions
-    return tuple(num(v) for v in range(int(spec.low), int(spec.high) + 1))
 
 
 @dataclass
@@ -101,10 +92,15 @@ class ElicitSummary:
 
 @dataclass
 class _Todo:
-    scenario: Scenario
+    """One missing sample: the question (seeded for its index) and where it is stored."""
+
+    question: Question
     prompt_hash: str
-    messages: list
     index: int
+
+    @property
+    def scenario(self) -> Scenario:
+        return self.question.scenario
 
 
 def cooperation_rate(scenario: Scenario, samples: Sequence[Sample]) -> float | None:
@@ -218,52 +214,37 @@ def _check_size(per_scenario: int, scenarios: int) -> None:
 def _missing(store: Store, run: Run, scenarios: Sequence[Scenario], protocol: Protocol, n: int) -> list[_Todo]:
     todo: list[_Todo] = []
     for scenario in scenarios:
-        messages = render(scenario, protocol)
-        digest = prompt_hash(messages)
-        store.add_prompt(digest, messages)
+        question = Question.of(scenario, protocol)  # rendered once per scenario, seeded per sample
+        digest = question.prompt_hash
+        store.add_prompt(digest, question.messages)
         have = store.done_indexes(run.id, scenario.id, digest)
-        todo.extend(_Todo(scenario, digest, messages, i) for i in range(n) if i not in have)
+        todo.extend(_Todo(question.with_seed(sample_seed(run.seed, scenario.id, i)), digest, i)
+                    for i in range(n) if i not in have)
     return todo
 
 
-def _gen_requests(run: Run, chunk: list[_Todo]) -> list[GenRequest]:
-    return [GenRequest(key=i, messages=t.messages, seed=sample_seed(run.seed, t.scenario.id, t.index),
-                       situation=situation(t.scenario, run.protocol))
-            for i, t in enumerate(chunk)]
-
-
 def _sample_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
-    requests = _gen_requests(run, chunk)
-    for result in model.generate(requests, settings):
-        t, req = chunk[result.key], requests[result.key]
-        decision = parse_decision(result.text, t.scenario)
-        sample = Sample(
-            run_id=run.id, scenario=t.scenario.id, split=t.scenario.split, prompt_hash=t.prompt_hash,
-            sample_index=t.index, seed=req.seed, raw_text=result.text, probs=None, valid_mass=None,
-            latency_s=result.latency_s, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
-            **decision_fields(decision, t.scenario.numeric),
-        )
-        yield store.add_samples([sample])
+    for key, result, decision in sample_answers(model, [t.question for t in chunk], settings):
+        yield store.add_samples([_sampled(run, chunk[key], result, decision)])
 
 
-def _score_requests(run: Run, chunk: list[_Todo], settings: SamplingSettings,
-                    prefixes: Sequence[str] | None = None) -> list[ScoreRequest]:
-    """One request per to-do item, after the protocol's reply prefix or after each given prefix."""
-    fixed = reply_prefix(run.protocol)  # type: ignore[arg-type]
-    return [ScoreRequest(key=i, messages=t.messages, candidates=score_candidates(t.scenario),
-                         prefix=fixed if prefixes is None else prefixes[i], temperature=settings.temperature,
-                         situation=situation(t.scenario, run.protocol))
-            for i, t in enumerate(chunk)]
+def _sampled(run: Run, t: _Todo, result: GenResult, decision: Decision) -> Sample:
+    """The stored record of one sampled reply."""
+    return Sample(
+        run_id=run.id, scenario=t.scenario.id, split=t.scenario.split, prompt_hash=t.prompt_hash,
+        sample_index=t.index, seed=t.question.seed, raw_text=result.text, probs=None, valid_mass=None,
+        latency_s=result.latency_s, prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
+        **decision_fields(decision, t.scenario.numeric),
+    )
 
 
-def _scored_sample(run: Run, t: _Todo, result: ScoreResult, reasoning: GenResult | None = None,
-                   seed: int | None = None) -> Sample:
+def _scored_sample(run: Run, t: _Todo, result: ScoreResult, reasoning: GenResult | None = None) -> Sample:
     """The stored record of one distribution; for reason-first scoring also the sampled reply it followed."""
     motivation = parse_decision(reasoning.text, t.scenario).motivation if reasoning else None
     return Sample(
         run_id=run.id, scenario=t.scenario.id, split=t.scenario.split, prompt_hash=t.prompt_hash,
-        sample_index=t.index, seed=seed, raw_text=reasoning.text if reasoning else None, action=None,
-        value=sum(float(k) * p for k, p in result.probs.items()) if t.scenario.numeric else None,
+        sample_index=t.index, seed=t.question.seed if reasoning else None, raw_text=reasoning.text if reasoning else None,
+        action=None, value=sum(float(k) * p for k, p in result.probs.items()) if t.scenario.numeric else None,
         motivation=motivation,
         invalid_reason=result.invalid_reason or (None if result.valid_mass > 0 else "no probability on any action"),
         probs=result.probs, valid_mass=result.valid_mass, parser_version=PARSER_VERSION,
@@ -273,17 +254,13 @@ def _scored_sample(run: Run, t: _Todo, result: ScoreResult, reasoning: GenResult
 
 
 def _score_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
-    for result in model.score(_score_requests(run, chunk, settings)):
-        yield store.add_samples([_scored_sample(run, chunk[result.key], result)])
+    for key, result in score_answers(model, [t.question for t in chunk], settings.temperature):
+        yield store.add_samples([_scored_sample(run, chunk[key], result)])
 
 
 def _reasoned_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
-    """Reason first: sample a motivation per to-do item, then score the decision right after it.
-    Averaging these distributions over a cell's motivations gives its exact reason-first P(action)
-    up to the choice of motivations (far less noise than sampled answers)."""
-    requests = _gen_requests(run, chunk)
-    replies = {r.key: r for r in model.generate(requests, settings)}
-    prefixes = [reasoned_prefix(replies[i].text, run.protocol) for i in range(len(chunk))]  # type: ignore[arg-type]
-    for result in model.score(_score_requests(run, chunk, settings, prefixes)):
-        key = result.key
-        yield store.add_samples([_scored_sample(run, chunk[key], result, replies[key], requests[key].seed)])
+    """Reason first: a sampled motivation per to-do item, then the decision's distribution right
+    after it. Averaging these over a cell's motivations gives its exact reason-first P(action) up to
+    the choice of motivations (far less noise than sampled answers)."""
+    for key, reply, result in reason_then_score(model, [t.question for t in chunk], settings):
+        yield store.add_samples([_scored_sample(run, chunk[key], result, reply)])

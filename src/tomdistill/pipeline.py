@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config
+from .config import Config, StudentConfig, TeacherConfig
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
 from .models.base import SamplingSettings
@@ -246,11 +246,11 @@ class Pipeline:
 
     # --- stages ------------------------------------------------------------------------------
 
-    def _elicit(self, role: str, spec: str, splits: list[str], *, protocol: str, mode: str, samples: int, sampling,
-                adapter: Path | None = None, batch_size: int | None = None, base_url: str | None = None,
-                concurrency: int = 8, dtype: str = "auto", run: str | None = None) -> dict[str, Any]:
+    def _elicit(self, role: str, section: TeacherConfig | StudentConfig, splits: list[str], *, mode: str, sampling,
+                adapter: Path | None = None, run: str | None = None) -> dict[str, Any]:
+        """Elicit `section`'s model (the config's teacher or student) on `splits` as run `run`."""
+        from .ask import model_options, open_model
         from .elicit import elicit
-        from .models.registry import ModelOptions, load_model
         from .store import Store
 
         run = run or self.run_name(role)
@@ -258,8 +258,8 @@ class Pipeline:
             with Store(self.paths["store"]) as store:
                 store.delete_run(run)
         scenarios = self.scenarios(splits)
-        model = load_model(spec, ModelOptions(adapter=adapter, batch_size=batch_size, base_url=base_url,
-                                              concurrency=concurrency, dtype=dtype).for_mode(mode))
+        spec, protocol, samples = section.model, section.protocol, section.samples
+        model = open_model(spec, mode=mode, options=model_options(section, adapter=adapter)).model  # type: ignore[arg-type]
         try:
             with Store(self.paths["store"]) as store, progress_bar(f"{role}: {spec}") as progress:
                 summary = elicit(
@@ -276,9 +276,7 @@ class Pipeline:
 
     def teacher(self) -> dict[str, Any]:
         t = self.config.teacher
-        return self._elicit("teacher", t.model, t.splits, protocol=t.protocol, mode="sample", samples=t.samples,
-                            sampling=t.sampling, batch_size=t.batch_size, base_url=t.base_url, concurrency=t.concurrency,
-                            dtype=t.dtype)
+        return self._elicit("teacher", t, t.splits, mode="sample", sampling=t.sampling)
 
     def teacher_score(self) -> dict[str, Any]:
         """The teacher's exact decisions on every evaluation split, at the comparison temperature.
@@ -289,16 +287,14 @@ class Pipeline:
         from .models.base import UnsupportedError
 
         t, temperature = self.config.teacher, self.config.evaluate.temperature
-        common = dict(protocol=t.protocol, samples=t.samples, batch_size=t.batch_size, base_url=t.base_url,
-                      concurrency=t.concurrency, dtype=t.dtype)
         try:
-            return self._elicit("teacher_score", t.model, self.config.evaluate.splits, mode="score",
-                                sampling=SamplingSettings(temperature=temperature), **common)
+            return self._elicit("teacher_score", t, self.config.evaluate.splits, mode="score",
+                                sampling=SamplingSettings(temperature=temperature))
         except UnsupportedError as exc:
             self.log(f"[teacher_score] {exc}; sampling {t.samples} replies per scenario instead")
-            details = self._elicit("teacher_score", t.model, self.config.evaluate.splits, mode="sample",
+            details = self._elicit("teacher_score", t, self.config.evaluate.splits, mode="sample",
                                    sampling=t.sampling.model_copy(update={"temperature": temperature}),
-                                   run=self.run_name("teacher_score") + "-sampled", **common)
+                                   run=self.run_name("teacher_score") + "-sampled")
             return details | {"fallback": str(exc)}
 
     def dataset(self) -> dict[str, Any]:
@@ -338,9 +334,7 @@ class Pipeline:
         # Score mode reads the temperature from the settings: the comparison temperature (which
         # the config already requires of a sampled student's settings).
         sampling = s.sampling.model_copy(update={"temperature": self.config.evaluate.temperature})
-        return self._elicit(role, s.model, self.config.evaluate.splits, protocol=s.protocol, mode=s.mode,
-                            samples=s.samples, sampling=sampling, adapter=adapter, batch_size=s.batch_size,
-                            dtype=s.dtype)
+        return self._elicit(role, s, self.config.evaluate.splits, mode=s.mode, sampling=sampling, adapter=adapter)
 
     def _eval_runs(self) -> dict[str, str]:
         """The runs evaluation compares: the teacher's reference run (scored, or sampled as a

@@ -16,21 +16,16 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
+from ..ask import Opened, Question, model_options, open_model, sample_answers, score_answers
 from ..errors import TomdistillError
-from ..models.base import GenRequest, Model, SamplingSettings, ScoreRequest, draw_index
-from ..models.registry import PROVIDERS, ModelOptions, load_model
-from ..scenarios import Scenario, prompt_hash, render
+from ..models.base import MODES, Model, ModelOptions, SamplingSettings, draw_index
+from ..scenarios import Scenario
 from ..scenarios.custom import resolve_scenario
-from ..scenarios.parse import parse_decision
-from ..scenarios.render import PROTOCOLS, ChatMessage, PastRound, reason_first, reply_prefix
-from ..scenarios.situate import situation
-from .manifest import AGENT_FILE, check_base, read_manifest, verify_folder
-
-MODES: tuple[str, ...] = ("sample", "score")
+from ..scenarios.render import PROTOCOLS, ChatMessage, PastRound, reason_first
 
 
 @dataclass(frozen=True)
@@ -117,7 +112,7 @@ class Agent:
         sampling: SamplingSettings | None = None,
         label: str | None = None,
         options: ModelOptions | None = None,
-        **model_options: Any,
+        **backend_options: Any,
     ) -> Agent:
         """An agent from an exported agent folder, a training adapter folder, or any model spec.
 
@@ -130,59 +125,28 @@ class Agent:
         are sample mode and the `answer` protocol). Other keywords (`base_url`, `device`, `dtype`,
         `batch_size`, ...) are backend options, as in ModelOptions.
         """
-        if options is not None and model_options:
+        if options is not None and backend_options:
             raise TypeError("pass backend options either as options=ModelOptions(...) or as keywords, not both")
-        options = options or ModelOptions(**model_options)
-        path = Path(source)
-        if path.is_dir():
-            if (path / AGENT_FILE).is_file():
-                return cls._from_agent_dir(path, mode, protocol, sampling, label, options)
-            if (path / "adapter_config.json").is_file():
-                return cls._from_adapter_dir(path, mode, protocol, sampling, label, options)
-            raise TomdistillError(f"{path}: not an agent folder (no {AGENT_FILE}) nor an adapter folder "
-                                  "(no adapter_config.json); make an agent with `tomdistill export`")
-        text = str(source)
-        provider, sep, _ = text.partition(":")
-        if not sep or provider not in PROVIDERS:
-            raise TomdistillError(f"{text}: no such agent folder, and not a model spec "
-                                  f"(provider:id with provider one of {', '.join(PROVIDERS)})")
-        model = load_model(text, options.for_mode(mode or "sample"))
-        return cls(model, protocol=protocol or "answer", mode=mode or "sample", sampling=sampling,
-                   label=label, source=text)
+        opened = open_model(source, mode=mode, options=options or model_options(**backend_options))  # type: ignore[arg-type]
+        return cls.from_opened(opened, mode=mode, protocol=protocol, sampling=sampling, label=label)
 
     @classmethod
-    def _from_agent_dir(cls, folder: Path, mode, protocol, sampling, label, options: ModelOptions) -> Agent:
-        manifest = read_manifest(folder)
-        weights = verify_folder(folder, manifest)  # paths, symlinks and weight hashes, before any model loads
-        chosen_mode = mode or manifest.mode
-        options = options.for_mode(chosen_mode)
-        if manifest.kind == "adapter":
-            check_base(folder, manifest.base)
-            model = load_model(manifest.base.spec, replace(options, adapter=weights))
-        else:
-            model = load_model(f"hf:{weights}", replace(options, adapter=None))
-        if sampling is None:
-            sampling = manifest.sampling if chosen_mode == manifest.mode else default_sampling(chosen_mode)
-        return cls(model, protocol=protocol or manifest.protocol, mode=chosen_mode, sampling=sampling,
-                   label=label or manifest.name, source=str(folder), manifest=manifest)
-
-    @classmethod
-    def _from_adapter_dir(cls, folder: Path, mode, protocol, sampling, label, options: ModelOptions) -> Agent:
-        from ..train import adapter_student
-
-        student = adapter_student(folder)
-        if student is None:
-            raise TomdistillError(f"{folder}: adapter folder without train_config.json, so its base model is unknown; "
-                                  "export it with `tomdistill export --student SPEC`")
-        model = load_model(student, replace(options.for_mode(mode or "score"), adapter=folder))
-        return cls(model, protocol=protocol or "answer", mode=mode or "score", sampling=sampling,
-                   label=label or folder.name, source=str(folder))
+    def from_opened(cls, opened: Opened, *, mode: str | None = None, protocol: str | None = None,
+                    sampling: SamplingSettings | None = None, label: str | None = None) -> Agent:
+        """An agent around a model `open_model` loaded; arguments override what its source says.
+        An exported agent keeps the sampling settings its behaviour card was measured with, unless
+        it is asked in another mode than it was exported for."""
+        chosen = mode or opened.mode or "sample"
+        if sampling is None and opened.sampling is not None and chosen == opened.mode:
+            sampling = opened.sampling
+        return cls(opened.model, protocol=protocol or opened.protocol or "answer", mode=chosen, sampling=sampling,
+                   label=label or opened.label, source=opened.source, manifest=opened.manifest)
 
     # --- deciding --------------------------------------------------------------------------------
 
     def prompt(self, scenario: Scenario | str, history: Sequence[PastRound] | None = None) -> list[ChatMessage]:
         """The chat messages this agent is sent for `scenario` (and the earlier rounds, if any)."""
-        return render(resolve_scenario(scenario), self.protocol, history)  # type: ignore[arg-type]
+        return Question.of(resolve_scenario(scenario), self.protocol, history).messages  # type: ignore[arg-type]
 
     def decide(self, scenario: Scenario | str, *, seed: int | None = None,
                history: Sequence[PastRound] | None = None) -> AgentDecision:
@@ -204,43 +168,31 @@ class Agent:
         for name, given in (("seeds", seeds), ("histories", histories)):
             if given is not None and len(given) != n:
                 raise ValueError(f"{name} has {len(given)} entries for {n} scenarios")
-        resolved = [resolve_scenario(s) for s in scenarios]
         seeds_ = [(_fresh_seed() if s is None else int(s)) for s in (seeds or [None] * n)]
-        rounds = histories or [None] * n
-        prompts = [render(s, self.protocol, h) for s, h in zip(resolved, rounds)]  # type: ignore[arg-type]
-        games = [situation(s, self.protocol, h) for s, h in zip(resolved, rounds)]
-        hashes = [prompt_hash(m) for m in prompts]
+        questions = [Question.of(resolve_scenario(s), self.protocol, h, seed)  # type: ignore[arg-type]
+                     for s, h, seed in zip(scenarios, histories or [None] * n, seeds_)]
         if self.mode == "sample":
-            return self._sample(resolved, prompts, games, hashes, seeds_)
-        return self._score(resolved, prompts, games, hashes, seeds_)
+            return self._sample(questions)
+        return self._score(questions)
 
-    def _sample(self, scenarios, prompts, games, hashes, seeds) -> list[AgentDecision]:
-        requests = [GenRequest(key=i, messages=m, seed=s, situation=g)
-                    for i, (m, g, s) in enumerate(zip(prompts, games, seeds))]
-        out: list[AgentDecision | None] = [None] * len(requests)
-        for result in self.model.generate(requests, self.sampling):
-            i = result.key
-            d = parse_decision(result.text, scenarios[i])
+    def _sample(self, questions: list[Question]) -> list[AgentDecision]:
+        out: list[AgentDecision | None] = [None] * len(questions)
+        for i, result, d in sample_answers(self.model, questions, self.sampling):
             out[i] = AgentDecision(action=d.action, motivation=d.motivation, raw=result.text,
-                                   invalid_reason=d.invalid_reason, seed=seeds[i], prompt_hash=hashes[i])
+                                   invalid_reason=d.invalid_reason, seed=questions[i].seed,
+                                   prompt_hash=questions[i].prompt_hash)
         return out  # type: ignore[return-value]
 
-    def _score(self, scenarios, prompts, games, hashes, seeds) -> list[AgentDecision]:
-        from ..elicit import score_candidates
-
-        prefix = reply_prefix(self.protocol)  # type: ignore[arg-type]
-        requests = [ScoreRequest(key=i, messages=m, candidates=score_candidates(s), prefix=prefix,
-                                 temperature=self.sampling.temperature, situation=g)
-                    for i, (m, s, g) in enumerate(zip(prompts, scenarios, games))]
-        out: list[AgentDecision | None] = [None] * len(requests)
-        for result in self.model.score(requests):
-            i = result.key
-            picked = draw(result.probs, seeds[i]) if result.valid_mass > 0 else None
+    def _score(self, questions: list[Question]) -> list[AgentDecision]:
+        out: list[AgentDecision | None] = [None] * len(questions)
+        for i, result in score_answers(self.model, questions, self.sampling.temperature):
+            q = questions[i]
+            picked = draw(result.probs, q.seed) if result.valid_mass > 0 else None  # type: ignore[arg-type]
             action: str | float | None = picked
-            if picked is not None and scenarios[i].numeric:
+            if picked is not None and q.scenario.numeric:
                 action = float(picked)
             out[i] = AgentDecision(
-                action=action, probabilities=dict(result.probs), seed=seeds[i], prompt_hash=hashes[i],
+                action=action, probabilities=dict(result.probs), seed=q.seed, prompt_hash=q.prompt_hash,
                 invalid_reason=None if picked is not None else "no probability on any action",
             )
         return out  # type: ignore[return-value]

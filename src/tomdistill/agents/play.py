@@ -28,8 +28,7 @@ from typing import Any
 
 from ..errors import TomdistillError
 from ..limits import check_size
-from ..models.base import check_seed
-from ..models.registry import ModelOptions
+from ..models.base import ModelOptions, check_seed
 from ..scenarios import Scenario, prompt_hash, render
 from ..scenarios.render import PastRound
 from ..scenarios.spec import MatrixGame

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from .embedded import EMBEDDED, converted_dir
+from .base import ModelOptions
+from .embedded import converted_dir, converted_folder, default_weights
 from .hf import HFModel
-from .registry import ModelOptions, local_model_path
 
 
 class DefaultModel(HFModel):
     def __init__(self, name: str, options: ModelOptions) -> None:
-        folder = local_model_path(f"default:{name}")
-        self.weights = EMBEDDED[name]
-        super().__init__(folder, options, spec=f"default:{name}")
+        self.weights = default_weights(name)
+        super().__init__(str(converted_folder(name)), options, spec=f"default:{name}")
 
     def info(self):
         info = super().info()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import TomdistillError
+from .base import ModelSpecError
 
 CACHE_ENV = "TOMDISTILL_CACHE"
 _MARKER = "tomdistill-weights.json"
@@ -193,3 +194,16 @@ def ensure_gguf(weights: EmbeddedWeights) -> Path:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return final
+
+
+def default_weights(name: str) -> EmbeddedWeights:
+    """The embedded default model called `name` (teacher, student, ...), or an error listing them."""
+    if name not in EMBEDDED:
+        raise ModelSpecError(f"default:{name}: unknown default model; choose one of: "
+                             + ", ".join(f"default:{n}" for n in EMBEDDED))
+    return EMBEDDED[name]
+
+
+def converted_folder(name: str) -> Path:
+    """The transformers folder of the embedded model `name`, converted from its GGUF on first use."""
+    return ensure_converted(default_weights(name))

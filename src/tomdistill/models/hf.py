@@ -23,6 +23,7 @@ from .base import (
     GenResult,
     Model,
     ModelInfo,
+    ModelOptions,
     SamplingSettings,
     ScoreRequest,
     ScoreResult,
@@ -33,7 +34,6 @@ from .base import (
     tempered_logprobs,
     token_variants,
 )
-from .registry import ModelOptions, check_adapter_dir
 
 try:
     import torch
@@ -98,8 +98,6 @@ class HFModel(Model):
         self.adapter = options.adapter
         self.device = pick_device(options.device)
         self.dtype = pick_dtype(self.device, options.dtype)
-        if self.adapter is not None:  # refuse a bad adapter before spending seconds on the base model
-            check_adapter_dir(self.adapter)
         if Path(ident).exists() and not (Path(ident) / "config.json").is_file():
             raise TomdistillError(f"{ident}: folder has no config.json; expected a transformers model folder")
         try:

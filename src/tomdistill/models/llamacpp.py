@@ -36,6 +36,7 @@ from .base import (
     GenResult,
     Model,
     ModelInfo,
+    ModelOptions,
     SamplingSettings,
     ScoreRequest,
     ScoreResult,
@@ -45,8 +46,7 @@ from .base import (
     tempered_logprobs,
     token_variants,
 )
-from .embedded import ensure_gguf
-from .registry import ModelOptions, default_weights
+from .embedded import default_weights, ensure_gguf
 
 #: Our prompts are ~400 tokens and replies at most a few hundred; the KV cache stays under 100 MB.
 N_CTX = 4096

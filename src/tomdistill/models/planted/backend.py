@@ -18,8 +18,18 @@ from collections.abc import Iterator, Sequence
 
 from ...errors import TomdistillError
 from ...situations import Situation
-from ..base import GenRequest, GenResult, Model, ModelInfo, SamplingSettings, ScoreRequest, ScoreResult, draw_index
-from ..registry import ModelOptions, ModelSpecError
+from ..base import (
+    GenRequest,
+    GenResult,
+    Model,
+    ModelInfo,
+    ModelOptions,
+    ModelSpecError,
+    SamplingSettings,
+    ScoreRequest,
+    ScoreResult,
+    draw_index,
+)
 from .behaviour import assess
 from .params import load_params
 from .replies import compose_reply
