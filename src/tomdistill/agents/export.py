@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import TomdistillError
-from ..jsonfiles import load_json_file
 from ..models.base import SamplingSettings
 from ..models.registry import check_adapter_dir
 from ..outdirs import HINT, check_dir
 from ..scenarios.render import PROTOCOLS, history_text, protocol_texts
+from ..train.folders import student_of, training_info
 from ..versions import __version__, package_versions
 from .agent import MODES, default_sampling
 from .manifest import AGENT_FILE, AgentManifest, base_ref, file_sha256, resolved, walk, weight_files
@@ -74,13 +74,6 @@ def check_out(adapter: Path, out: Path) -> None:
         raise TomdistillError(f"{ancestor}: is a file, so the folder {out} cannot be made below it; {HINT}")
     if out.is_dir() and any(out.iterdir()):
         raise TomdistillError(f"{out}: already exists and is not empty; export writes a new or empty folder only ({HINT})")
-
-
-def _train_info(adapter: Path) -> dict[str, Any]:
-    path = adapter / "train_config.json"
-    if not path.is_file():
-        return {}
-    return load_json_file(path, "training config")  # one line also for odd encodings and deep nesting
 
 
 def _dataset_manifest(adapter: Path, info: dict[str, Any]):
@@ -295,10 +288,8 @@ def export_agent(
     check_adapter_dir(adapter)
     check_adapter_files(adapter)
     check_out(adapter, out)
-    info = _train_info(adapter)
-    student = student or info.get("student")
-    if not student:
-        raise TomdistillError(f"{adapter}: no train_config.json saying which student it belongs to; pass --student")
+    info = training_info(adapter)
+    student = student_of(adapter, student)
     base = base_ref(student)
     if mode is not None and mode not in MODES:
         raise TomdistillError(f"unknown decision mode '{mode}'; choose sample or score")
