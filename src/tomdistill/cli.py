@@ -453,7 +453,7 @@ def _print_eval(report) -> None:
     from rich.markup import escape
 
     from .evaluate.cluster import MIN_TRUSTED_SAMPLES
-    from .evaluate.report import format_value, format_verdict, temperature_line
+    from .evaluate.formatting import format_value, format_verdict, temperature_line
 
     def ci(interval):  # whole percent: fits 80 columns; report.md has the decimals and KL closed's interval
         return "–" if not interval else f"[{interval[0]:.0f}, {interval[1]:.0f}]"

@@ -133,7 +133,7 @@ def behaviour_from_eval(report, eval_path: Path) -> dict[str, Any]:
 
 def _card_rows(behaviour: dict[str, Any]) -> list[str]:
     """The card's summary table: one row per split."""
-    from ..evaluate.report import format_estimate, format_value, format_verdict
+    from ..evaluate.formatting import format_estimate, format_value, format_verdict
 
     rows = ["| split | cells | gap closed [95% CI] | baseline | beats baseline | KL closed [95% CI] | "
             "game-profile r agent / base | paper metric (this run) |", "|---|---|---|---|---|---|---|---|"]
@@ -148,7 +148,7 @@ def _card_rows(behaviour: dict[str, Any]) -> list[str]:
 
 
 def behaviour_markdown(name: str, behaviour: dict[str, Any], report) -> str:
-    from ..evaluate.report import format_rate, temperature_line
+    from ..evaluate.formatting import format_rate, temperature_line
 
     src = behaviour["sources"]
 

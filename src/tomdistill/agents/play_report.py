@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ..evaluate.pages import format_value, markdown_env, trusted, write_pages
-from ..evaluate.plots import pyplot
+from ..evaluate.figures import HEATMAP_CMAP, pyplot
+from ..evaluate.formatting import format_value
+from ..evaluate.pages import markdown_env, trusted, write_pages
 from ..evaluate.stats import Observations
 from ..outdirs import check_dir, claim_dir, holds_only
 from ..scenarios.render import num
@@ -124,7 +125,7 @@ def payoff_matrix_plot(summary: dict[str, Any], path: Path) -> Path:
     size = 1.1 * len(labels) + 2.2
     fig, ax = plt.subplots(figsize=(size + 1, size))
     values = [v for row in summary["payoffs"].values() for pair in row.values() for v in pair]
-    image = ax.imshow(grid, cmap="viridis", vmin=min(values), vmax=max(values))
+    image = ax.imshow(grid, cmap=HEATMAP_CMAP, vmin=min(values), vmax=max(values))
     for i in range(len(labels)):
         for j in range(len(labels)):
             if not np.isnan(grid[i, j]):
