@@ -35,7 +35,7 @@ from .runs import run_scenarios
 from .scenarios import Library, Scenario, render
 from .scenarios.library import id_matches
 from .scenarios.parse import PARSER_VERSION
-from .scenarios.render import Protocol, reason_first
+from .scenarios.protocols import Protocol, reason_first
 from .store import Run, Store
 from .targets import DecisionTargets, teacher_targets
 

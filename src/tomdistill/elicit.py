@@ -29,7 +29,8 @@ from .models.base import (
 from .runs import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision, reasoned_prefix
-from .scenarios.render import Protocol, decision_prefix, num, reason_first, reply_prefix
+from .scenarios.protocols import Protocol, decision_prefix, reason_first, reply_prefix
+from .scenarios.render import num
 from .scenarios.situate import situation
 from .store import Run, Sample, Store
 

@@ -31,7 +31,7 @@ from ..errors import TomdistillError
 from ..models.base import SamplingSettings
 from ..models.registry import check_adapter_dir
 from ..outdirs import HINT, check_dir
-from ..scenarios.render import PROTOCOLS, history_text, protocol_texts
+from ..scenarios.protocols import PROTOCOLS, history_text, protocol_texts
 from ..train.folders import student_of, training_info
 from ..versions import __version__, package_versions
 from .agent import MODES, default_sampling
