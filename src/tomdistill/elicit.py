@@ -26,7 +26,7 @@ from .models.base import (
     ScoreResult,
     check_seed,
 )
-from .runs import current_samples, decision_fields, sample_rate
+from .samples import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import PARSER_VERSION, ChoiceAnswer, answer_spec, parse_decision, reasoned_prefix
 from .scenarios.protocols import Protocol, decision_prefix, reason_first, reply_prefix
