@@ -118,7 +118,7 @@ _CARD_KEYS = {
 }
 
 
-def behaviour_from_eval(report, eval_path: Path) -> dict[str, Any]:
+def behaviour_from_eval(report: EvalReport, eval_path: Path) -> dict[str, Any]:
     """This agent's rates beside the teacher's and the base's, per cell and split, from an EvalReport."""
     splits = {}
     for name, s in report.splits.items():
@@ -151,7 +151,7 @@ def _card_rows(behaviour: dict[str, Any]) -> list[str]:
     return rows
 
 
-def behaviour_markdown(name: str, behaviour: dict[str, Any], report) -> str:
+def behaviour_markdown(name: str, behaviour: dict[str, Any], report: EvalReport) -> str:
     from ..evaluate.formatting import format_rate, temperature_line
 
     src = behaviour["sources"]
@@ -195,7 +195,7 @@ def behaviour_markdown(name: str, behaviour: dict[str, Any], report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _check_eval_matches(report, student: str, adapter: Path, notes: list[str]) -> None:
+def _check_eval_matches(report: EvalReport, student: str, adapter: Path, notes: list[str]) -> None:
     source = next((s for s in report.sources if s.role == "student"), None)
     if source is None or source.records:
         notes.append("the evaluation came from a records file; it cannot be checked against this adapter")

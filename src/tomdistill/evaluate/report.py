@@ -17,7 +17,7 @@ from ..outdirs import HINT, claim_dir, holds_only
 from .formatting import format_estimate, format_rate, format_value, format_verdict, temperature_line
 from .pages import markdown_env, md_text, trusted, write_pages
 from .plots import cell_bars, heatmap, improvement
-from .schema import SCHEMA_VERSION, EvalReport
+from .schema import SCHEMA_VERSION, EvalReport, SplitResult
 
 __all__ = ["check_eval_out", "write_report"]
 
@@ -102,7 +102,7 @@ Left out (a role had no data): {{ report.skipped|join(', ') }}
 """
 
 
-def format_samples(split, schema_version: int = SCHEMA_VERSION) -> str:
+def format_samples(split: SplitResult, schema_version: int = SCHEMA_VERSION) -> str:
     """Fewest samples behind a sampled rate of the split, "exact" when every rate was scored."""
     if schema_version < 2:  # not recorded then
         return "–"
