@@ -34,7 +34,7 @@ from scipy.stats import f_oneway
 from tomdistill.elicit import elicit
 from tomdistill.models.base import SamplingSettings
 from tomdistill.models.registry import load_model
-from tomdistill.runs import current_samples, sample_rate
+from tomdistill.samples import current_samples, sample_rate
 from tomdistill.scenarios import load_library
 from tomdistill.store import Store
 

@@ -184,8 +184,8 @@ def run_tomdistill(student: str, data: Path, steps: int, overrides: dict[str, An
     import torch
     import transformers
 
-    from tomdistill import train_trainer
     from tomdistill.train import TRAIN_CONFIG, train
+    from tomdistill.train import trainer as train_trainer
 
     marks = StepMarks()
     prepared: dict[str, float] = {}
@@ -205,7 +205,7 @@ def run_tomdistill(student: str, data: Path, steps: int, overrides: dict[str, An
             marks.tokens += _real_tokens(inputs)
             return super().training_step(model, inputs, *args, **kwargs)
 
-    # train() imports its trainer class when called, so it picks up the timed subclass.
+    # train() looks its trainer class up when it builds the trainer, so it picks up the timed subclass.
     train_trainer.TomdistillSFTTrainer = TimedSFTTrainer
     config = resolve_train_config(TrainConfig(), {**overrides, "max_steps": steps + 1})
     out = work / "adapter"

@@ -17,7 +17,7 @@ from tomdistill.targets import SMOOTHING
 torch = pytest.importorskip("torch")
 pytest.importorskip("trl")
 
-from tomdistill.train_decision import DecisionCollator, decision_loss  # noqa: E402
+from tomdistill.train.decision import DecisionCollator, decision_loss  # noqa: E402
 
 
 def test_loss_is_the_cross_entropy_of_the_renormalised_action_mass() -> None:
@@ -169,7 +169,7 @@ def test_paraphrases_retell_training_contexts_with_the_teacher_answer(store, lib
 
 
 def test_decision_logits_in_fp32_and_through_a_sharded_head() -> None:
-    from tomdistill.train_decision import decision_logits
+    from tomdistill.train.decision import decision_logits
 
     head = torch.nn.Linear(4, 6, bias=False).to(torch.bfloat16)
     hidden = torch.randn(2, 4, dtype=torch.bfloat16)

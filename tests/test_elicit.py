@@ -16,7 +16,8 @@ from tomdistill.cli import main
 from tomdistill.elicit import elicit, sample_seed
 from tomdistill.models.base import SCORING_VERSION, BackendError, ModelOptions, ModelSpecError, SamplingSettings
 from tomdistill.models.registry import load_model
-from tomdistill.runs import export_run, reparse_run
+from tomdistill.run_export import export_run
+from tomdistill.run_reparse import reparse_run
 from tomdistill.store import Store
 
 

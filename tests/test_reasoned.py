@@ -15,7 +15,7 @@ from tomdistill.models.mock import MockModel
 from tomdistill.models.registry import load_model
 from tomdistill.scenarios import render
 from tomdistill.scenarios.parse import ChoiceAnswer, NumberAnswer, answer_line_start, parse_reply, reasoned_prefix
-from tomdistill.scenarios.render import PROTOCOLS, decision_prefix, reason_first
+from tomdistill.scenarios.protocols import PROTOCOLS, decision_prefix, reason_first
 from tomdistill.targets import exact_targets
 
 CD = ChoiceAnswer(actions=("C", "D"))

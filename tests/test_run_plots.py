@@ -18,7 +18,7 @@ from tomdistill import run_plots
 from tomdistill.cli import main
 from tomdistill.elicit import ScenarioSummary, elicit, summarize
 from tomdistill.models.registry import load_model
-from tomdistill.runs import run_scenarios
+from tomdistill.samples import run_scenarios
 from tomdistill.store import Store
 
 from badinput import make_store, run_bad

@@ -158,7 +158,7 @@ def test_cpu_loss_is_trls_loss(data_dir, tmp_path) -> None:
     from trl import SFTConfig
 
     from tomdistill.dataset import load_training_data
-    from tomdistill.train_trainer import TomdistillSFTTrainer
+    from tomdistill.train.trainer import TomdistillSFTTrainer
 
     path = local_model_path("default:student")
     tokenizer = transformers.AutoTokenizer.from_pretrained(path)

@@ -31,9 +31,10 @@ from .models.base import (
 from .models.registry import PROVIDERS, is_spec, load_model
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import ChoiceAnswer, Decision, answer_spec, parse_decision, reasoned_prefix
-from .scenarios.render import ChatMessage, PastRound, Protocol, num, reply_prefix
+from .scenarios.protocols import Protocol, reply_prefix
+from .scenarios.render import PastRound, num
 from .scenarios.situate import situation
-from .situations import Situation
+from .situations import ChatMessage, Situation
 
 _OPTION_FIELDS = tuple(f.name for f in fields(ModelOptions))
 

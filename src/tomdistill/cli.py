@@ -284,7 +284,7 @@ def runs_show(
     from dataclasses import asdict
 
     from .elicit import ElicitSummary, summarize
-    from .runs import run_scenarios
+    from .samples import run_scenarios
     from .store import Store
 
     if plot is not None:  # the plotting modules load scipy and matplotlib: only when asked to draw
@@ -330,7 +330,7 @@ def runs_export(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.jsonl / FILE.parquet (never a folder).")] = False,
 ) -> None:
     """Export every sample of a run (raw text, parse, seed, timing) to JSONL, Parquet or a datasets folder."""
-    from .runs import export_run
+    from .run_export import export_run
     from .store import Store
 
     with Store(store, readonly=True) as db:
@@ -346,7 +346,7 @@ def reparse(
     config: ConfigOption = None,
 ) -> None:
     """Parse a run's stored raw replies again with the current parser; no model is called."""
-    from .runs import reparse_run
+    from .run_reparse import reparse_run
     from .store import Store
 
     lib = _library(library, config)
@@ -453,7 +453,7 @@ def _print_eval(report) -> None:
     from rich.markup import escape
 
     from .evaluate.cluster import MIN_TRUSTED_SAMPLES
-    from .evaluate.report import format_value, format_verdict, temperature_line
+    from .evaluate.formatting import format_value, format_verdict, temperature_line
 
     def ci(interval):  # whole percent: fits 80 columns; report.md has the decimals and KL closed's interval
         return "–" if not interval else f"[{interval[0]:.0f}, {interval[1]:.0f}]"

@@ -45,7 +45,7 @@ class ScenariosConfig(BaseModel):
 #: `target_modules` entry that stands for every linear layer of the blocks (PEFT's own name).
 ALL_LINEAR = "all-linear"
 
-#: How the decision is trained (train_decision.py): the reply's tokens, the soft-label loss, or both.
+#: How the decision is trained (train/decision.py): the reply's tokens, the soft-label loss, or both.
 DecisionLoss = Literal["tokens", "soft", "soft+tokens"]
 DECISION_LOSSES: tuple[str, ...] = get_args(DecisionLoss)
 

@@ -31,11 +31,11 @@ from .augment import mapped_target, paraphrased, permuted
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
 from .outdirs import check_dir, holds_only, replace_owned_dir
-from .runs import run_scenarios
+from .samples import run_scenarios
 from .scenarios import Library, Scenario, render
 from .scenarios.library import id_matches
 from .scenarios.parse import PARSER_VERSION
-from .scenarios.render import Protocol, reason_first
+from .scenarios.protocols import Protocol, reason_first
 from .store import Run, Store
 from .targets import DecisionTargets, teacher_targets
 

@@ -29,10 +29,10 @@ from .models.base import (
     ScoreResult,
     check_seed,
 )
-from .runs import current_samples, decision_fields, sample_rate
+from .samples import current_samples, decision_fields, sample_rate
 from .scenarios import Scenario
 from .scenarios.parse import PARSER_VERSION, Decision, parse_decision
-from .scenarios.render import Protocol, decision_prefix, reason_first, reply_prefix
+from .scenarios.protocols import Protocol, decision_prefix, reason_first, reply_prefix
 from .store import Run, Sample, Store
 
 

@@ -63,7 +63,7 @@ RUN_FILES = (*STORE_FILES, STATE_FILE, MANIFEST_FILE, "dataset", "adapter", "eva
 # Migration rule for folders written before markers existed: a run folder is ours when it holds
 # nothing but RUN_FILES, its tomdistill.db (if any) is a tomdistill store, and it has a valid
 # pipeline.json or (a run stopped during its first stage) nothing but the store. Its sub-folders
-# follow their own kinds' rules (dataset.py, train.py, evaluate/report.py). Claiming marks them.
+# follow their own kinds' rules (dataset.py, train/folders.py, evaluate/report.py). Claiming marks them.
 def _is_run_folder(folder: Path) -> bool:
     from .store import is_store
 

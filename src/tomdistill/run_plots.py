@@ -3,7 +3,7 @@
 Only choice scenarios are drawn: their rate is a share of C (exact P(C) in score mode) on a fixed
 0..1 scale. A numeric scenario such as the donation game has a mean amount in dollars, which has no
 place on that scale, so it is left out and the command says so. The grid drawing, colours and
-sizes are the evaluation report's (evaluate/plots.py), so both kinds of heatmap read alike.
+sizes are the evaluation report's (evaluate/figures.py), so both kinds of heatmap read alike.
 
 The PNG is a single output file: it is refused when something is already there unless `--force`,
 and written through a temporary file (outdirs.check_new_file / replacing_file).
@@ -19,7 +19,7 @@ import numpy as np
 
 from .elicit import ScenarioSummary
 from .errors import TomdistillError, quoted
-from .evaluate.plots import DPI, _inches, grid_panel, pyplot
+from .evaluate.figures import DPI, grid_panel, inches, pyplot
 from .outdirs import check_new_file, replacing_file
 from .scenarios import Scenario
 from .store import Run
@@ -86,8 +86,8 @@ def plot_run_rates(run: Run, scenarios: Sequence[Scenario], rows: Sequence[Scena
                               f"samples); {path} not written")
     plt = pyplot()
     widest = max(len(g.games) for g in grids)
-    height = _inches(0.45, sum(len(g.contexts) for g in grids), 1.5 * len(grids) + 0.6)
-    fig, axes = plt.subplots(len(grids), 1, squeeze=False, figsize=(_inches(1.0, widest, 3.0, 5.0), height),
+    height = inches(0.45, sum(len(g.contexts) for g in grids), 1.5 * len(grids) + 0.6)
+    fig, axes = plt.subplots(len(grids), 1, squeeze=False, figsize=(inches(1.0, widest, 3.0, 5.0), height),
                              height_ratios=[len(g.contexts) for g in grids], layout="constrained")
     try:
         for ax, grid in zip(axes[:, 0], grids):

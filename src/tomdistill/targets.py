@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .errors import TomdistillError
-from .runs import current_samples
+from .samples import current_samples
 from .scenarios import Scenario
 from .scenarios.parse import ChoiceAnswer, answer_spec
 from .store import Run, Store

@@ -25,7 +25,9 @@ from ..errors import TomdistillError
 from ..models.base import MODES, Model, ModelOptions, SamplingSettings, draw_index
 from ..scenarios import Scenario
 from ..scenarios.custom import resolve_scenario
-from ..scenarios.render import PROTOCOLS, ChatMessage, PastRound, reason_first
+from ..scenarios.protocols import PROTOCOLS, reason_first
+from ..scenarios.render import PastRound
+from ..situations import ChatMessage
 
 
 @dataclass(frozen=True)

@@ -22,20 +22,23 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import TomdistillError
-from ..jsonfiles import load_json_file
-from ..models.base import SamplingSettings
-from ..models.registry import check_adapter_dir
+from ..models.base import SamplingSettings, check_adapter_dir
 from ..outdirs import HINT, check_dir
-from ..scenarios.render import PROTOCOLS, history_text, protocol_texts
+from ..scenarios.protocols import PROTOCOLS, history_text, protocol_texts
+from ..train.folders import student_of, training_info
 from ..versions import __version__, package_versions
 from .agent import MODES, default_sampling
-from .manifest import AGENT_FILE, AgentManifest, base_ref, file_sha256, resolved, walk, weight_files
+from .manifest import AGENT_FILE, AgentManifest, BaseRef, base_ref, file_sha256, resolved, walk, weight_files
+
+if TYPE_CHECKING:  # for annotations only: evaluate loads scipy, so it is imported where an eval.json is read
+    from ..dataset import DatasetManifest
+    from ..evaluate import EvalReport
 
 BEHAVIOUR_JSON = "behaviour.json"
 BEHAVIOUR_MD = "BEHAVIOUR.md"
@@ -76,13 +79,6 @@ def check_out(adapter: Path, out: Path) -> None:
         raise TomdistillError(f"{out}: already exists and is not empty; export writes a new or empty folder only ({HINT})")
 
 
-def _train_info(adapter: Path) -> dict[str, Any]:
-    path = adapter / "train_config.json"
-    if not path.is_file():
-        return {}
-    return load_json_file(path, "training config")  # one line also for odd encodings and deep nesting
-
-
 def _dataset_manifest(adapter: Path, info: dict[str, Any]):
     """The training dataset's manifest, if its folder can still be found (paths were relative to
     where training ran, so try there, beside the adapter, and the pipeline's own layout)."""
@@ -121,7 +117,7 @@ _CARD_KEYS = {
 }
 
 
-def behaviour_from_eval(report, eval_path: Path) -> dict[str, Any]:
+def behaviour_from_eval(report: EvalReport, eval_path: Path) -> dict[str, Any]:
     """This agent's rates beside the teacher's and the base's, per cell and split, from an EvalReport."""
     splits = {}
     for name, s in report.splits.items():
@@ -140,7 +136,7 @@ def behaviour_from_eval(report, eval_path: Path) -> dict[str, Any]:
 
 def _card_rows(behaviour: dict[str, Any]) -> list[str]:
     """The card's summary table: one row per split."""
-    from ..evaluate.report import format_estimate, format_value, format_verdict
+    from ..evaluate.formatting import format_estimate, format_value, format_verdict
 
     rows = ["| split | cells | gap closed [95% CI] | baseline | beats baseline | KL closed [95% CI] | "
             "game-profile r agent / base | paper metric (this run) |", "|---|---|---|---|---|---|---|---|"]
@@ -154,8 +150,8 @@ def _card_rows(behaviour: dict[str, Any]) -> list[str]:
     return rows
 
 
-def behaviour_markdown(name: str, behaviour: dict[str, Any], report) -> str:
-    from ..evaluate.report import format_rate, temperature_line
+def behaviour_markdown(name: str, behaviour: dict[str, Any], report: EvalReport) -> str:
+    from ..evaluate.formatting import format_rate, temperature_line
 
     src = behaviour["sources"]
 
@@ -198,7 +194,7 @@ def behaviour_markdown(name: str, behaviour: dict[str, Any], report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _check_eval_matches(report, student: str, adapter: Path, notes: list[str]) -> None:
+def _check_eval_matches(report: EvalReport, student: str, adapter: Path, notes: list[str]) -> None:
     source = next((s for s in report.sources if s.role == "student"), None)
     if source is None or source.records:
         notes.append("the evaluation came from a records file; it cannot be checked against this adapter")
@@ -278,6 +274,23 @@ def _evaluated_sampling(mode: str, report: Any) -> SamplingSettings:
     return settings if temperature is None else settings.model_copy(update={"temperature": temperature})
 
 
+@dataclass
+class _Plan:
+    """What export settles before it writes a byte: whose adapter it is, how the agent will be
+    asked and decide, and the evaluation its behaviour card comes from."""
+
+    info: dict[str, Any]
+    student: str
+    base: BaseRef
+    protocol: str
+    mode: str
+    name: str
+    dataset: DatasetManifest | None
+    report: EvalReport | None
+    eval_path: Path | None
+    notes: list[str] = field(default_factory=list)
+
+
 def export_agent(
     adapter: Path,
     out: Path,
@@ -292,13 +305,27 @@ def export_agent(
 ) -> ExportResult:
     """Write the agent folder `out` from a training adapter folder (see the module docstring)."""
     started = time.perf_counter()
+    plan = _plan(adapter, out, eval_json=eval_json, student=student, mode=mode, protocol=protocol, name=name)
+    work = _work_folder(out)
+    try:
+        manifest, behaviour = _fill(work, adapter, plan, merge=merge, sampling=sampling)
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return ExportResult(out, manifest, plan.eval_path, behaviour, time.perf_counter() - started, plan.notes)
+
+
+def _plan(adapter: Path, out: Path, *, eval_json: Path | None, student: str | None, mode: str | None,
+          protocol: str | None, name: str | None) -> _Plan:
+    """Every check and choice of an export, in the order the user meets their errors."""
     check_adapter_dir(adapter)
     check_adapter_files(adapter)
     check_out(adapter, out)
-    info = _train_info(adapter)
-    student = student or info.get("student")
-    if not student:
-        raise TomdistillError(f"{adapter}: no train_config.json saying which student it belongs to; pass --student")
+    info = training_info(adapter)
+    student = student_of(adapter, student)
     base = base_ref(student)
     if mode is not None and mode not in MODES:
         raise TomdistillError(f"unknown decision mode '{mode}'; choose sample or score")
@@ -306,12 +333,7 @@ def export_agent(
         raise TomdistillError(f"unknown protocol '{protocol}'; choose one of: {', '.join(PROTOCOLS)}")
     notes: list[str] = []
     eval_path = eval_json or find_eval(adapter)
-    report = None
-    if eval_path is not None:
-        from ..evaluate import load_report
-
-        report = load_report(eval_path)
-        _check_eval_matches(report, student, adapter, notes)
+    report = _matching_eval(eval_path, student, adapter, notes)
     dataset = _dataset_manifest(adapter, info)
     if protocol is None:
         protocol = dataset.prompt_protocol if dataset else "answer"
@@ -320,59 +342,83 @@ def export_agent(
     if mode is None:
         scored = next((s.mode for s in report.sources if s.role == "student" and s.mode), None) if report else None
         mode = scored or "score"
-    name = name or out.name
+    return _Plan(info, student, base, protocol, mode, name or out.name, dataset, report, eval_path, notes)
 
+
+def _matching_eval(eval_path: Path | None, student: str, adapter: Path, notes: list[str]) -> EvalReport | None:
+    """The evaluation at `eval_path` (None without one), refused when it measured another student."""
+    if eval_path is None:
+        return None
+    from ..evaluate import load_report
+
+    report = load_report(eval_path)
+    _check_eval_matches(report, student, adapter, notes)
+    return report
+
+
+def _work_folder(out: Path) -> Path:
+    """The empty folder the agent is written into before it is renamed to `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     # A plain mkdir (not mkdtemp, which makes a private 0700 folder) so the agent gets the usual permissions.
     work = out.parent / f".{out.name}.partial-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
-    try:
-        if merge:
-            from ..train import merge as merge_adapter
+    return work
 
-            weights = "model"
-            merge_adapter(adapter, work / weights, student)
-        else:
-            weights = "adapter"
-            # symlinks=True: were a link to appear after the check above, it is copied as a link (which
-            # Agent.load refuses when it leads out), never as the file it points to.
-            shutil.copytree(adapter, work / weights, symlinks=True,
-                            ignore=lambda d, names: [n for n in names if n in _SKIP])
-        files = {f"{weights}/{p.name}": {"size": p.stat().st_size, "sha256": file_sha256(p)}
-                 for p in weight_files(work / weights)}
-        template = work / weights / "chat_template.jinja"
-        behaviour = None
-        if report is not None:
-            behaviour = behaviour_from_eval(report, eval_path)  # type: ignore[arg-type]
-            (work / BEHAVIOUR_JSON).write_text(json.dumps(behaviour, indent=2))
-            (work / BEHAVIOUR_MD).write_text(behaviour_markdown(name, behaviour, report))
-        texts = protocol_texts()[protocol]
-        result = info.get("result", {})
-        manifest = AgentManifest(
-            name=name, kind="merged" if merge else "adapter", weights=weights, base=base,
-            chat_template=f"{weights}/{template.name}" if template.is_file() else None,
-            protocol=protocol,  # type: ignore[arg-type]
-            protocol_texts={"system": texts.system, "choice": texts.choice, "number": texts.number,
-                            "history": history_text()},
-            mode=mode,  # type: ignore[arg-type]
-            sampling=sampling or _evaluated_sampling(mode, report),
-            training={k: v for k, v in {
-                "adapter": str(adapter), "teacher_run": info.get("teacher_run"),
-                "teacher_model": dataset.teacher_model if dataset else None,
-                "examples": result.get("examples"), "steps": result.get("steps"), "final_loss": result.get("final_loss"),
-                "recipe": info.get("config"),
-            }.items() if v is not None},
-            behaviour=BEHAVIOUR_JSON if behaviour else None,
-            files=files, tomdistill_version=__version__, versions=package_versions(),
-            created=datetime.now(UTC).isoformat(timespec="seconds"),
-        )
-        (work / AGENT_FILE).write_text(manifest.model_dump_json(indent=2))
-        (work / "README.md").write_text(_readme(manifest, notes))
-        if out.exists():
-            out.rmdir()  # empty, checked above
-        work.rename(out)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return ExportResult(out, manifest, eval_path, behaviour, time.perf_counter() - started, notes)
+
+def _fill(work: Path, adapter: Path, plan: _Plan, *, merge: bool,
+          sampling: SamplingSettings | None) -> tuple[AgentManifest, dict[str, Any] | None]:
+    """Write the weights, the behaviour card, agent.json and README.md into `work`."""
+    weights = _copy_weights(adapter, work, plan.student, merge)
+    files = {f"{weights}/{p.name}": {"size": p.stat().st_size, "sha256": file_sha256(p)}
+             for p in weight_files(work / weights)}
+    behaviour = None
+    if plan.report is not None:
+        behaviour = behaviour_from_eval(plan.report, plan.eval_path)  # type: ignore[arg-type]
+        (work / BEHAVIOUR_JSON).write_text(json.dumps(behaviour, indent=2))
+        (work / BEHAVIOUR_MD).write_text(behaviour_markdown(plan.name, behaviour, plan.report))
+    template = work / weights / "chat_template.jinja"
+    manifest = _manifest(plan, adapter, weights, files, template.is_file(), behaviour is not None,
+                         merge=merge, sampling=sampling)
+    (work / AGENT_FILE).write_text(manifest.model_dump_json(indent=2))
+    (work / "README.md").write_text(_readme(manifest, plan.notes))
+    return manifest, behaviour
+
+
+def _copy_weights(adapter: Path, work: Path, student: str, merge: bool) -> str:
+    """The adapter (or, with `merge`, the merged model) in `work`; returns its folder's name."""
+    if merge:
+        from ..train import merge as merge_adapter
+
+        merge_adapter(adapter, work / "model", student)
+        return "model"
+    # symlinks=True: were a link to appear after the check above, it is copied as a link (which
+    # Agent.load refuses when it leads out), never as the file it points to.
+    shutil.copytree(adapter, work / "adapter", symlinks=True, ignore=lambda d, names: [n for n in names if n in _SKIP])
+    return "adapter"
+
+
+def _manifest(plan: _Plan, adapter: Path, weights: str, files: dict[str, Any], has_template: bool,
+              has_behaviour: bool, *, merge: bool, sampling: SamplingSettings | None) -> AgentManifest:
+    """agent.json's contents: everything a loader needs, and where the agent came from."""
+    texts = protocol_texts()[plan.protocol]  # type: ignore[index]
+    info, dataset = plan.info, plan.dataset
+    result = info.get("result", {})
+    return AgentManifest(
+        name=plan.name, kind="merged" if merge else "adapter", weights=weights, base=plan.base,
+        chat_template=f"{weights}/chat_template.jinja" if has_template else None,
+        protocol=plan.protocol,  # type: ignore[arg-type]
+        protocol_texts={"system": texts.system, "choice": texts.choice, "number": texts.number,
+                        "history": history_text()},
+        mode=plan.mode,  # type: ignore[arg-type]
+        sampling=sampling or _evaluated_sampling(plan.mode, plan.report),
+        training={k: v for k, v in {
+            "adapter": str(adapter), "teacher_run": info.get("teacher_run"),
+            "teacher_model": dataset.teacher_model if dataset else None,
+            "examples": result.get("examples"), "steps": result.get("steps"), "final_loss": result.get("final_loss"),
+            "recipe": info.get("config"),
+        }.items() if v is not None},
+        behaviour=BEHAVIOUR_JSON if has_behaviour else None,
+        files=files, tomdistill_version=__version__, versions=package_versions(),
+        created=datetime.now(UTC).isoformat(timespec="seconds"),
+    )

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ..errors import TomdistillError, describe_validation_error
 from ..jsonfiles import load_json_file
 from ..models.base import Mode, SamplingSettings
-from ..scenarios.render import Protocol
+from ..scenarios.protocols import Protocol
 
 AGENT_FILE = "agent.json"
 #: Bumped when agent.json changes incompatibly; a newer folder is refused with an upgrade hint.

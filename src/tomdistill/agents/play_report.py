@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from ..evaluate.pages import format_value, markdown_env, trusted, write_pages
-from ..evaluate.plots import pyplot
+from ..evaluate.figures import HEATMAP_CMAP, pyplot
+from ..evaluate.formatting import format_value
+from ..evaluate.pages import markdown_env, trusted, write_pages
 from ..evaluate.stats import Observations
 from ..outdirs import check_dir, claim_dir, holds_only
 from ..scenarios.render import num
@@ -57,43 +58,6 @@ def summarize(result: PlayResult, store_path: str | None = None) -> dict[str, An
     for m in result.moves:
         by_type[m.agent].append(m)
         by_pair[(m.agent, m.opponent)].append(m)
-
-    def per_match_means(moves: list[Move]) -> list[float]:
-        units: dict[tuple[int, int], list[float]] = defaultdict(list)
-        for m in moves:
-            units[(m.match, m.slot)].append(m.payoff)
-        return [statistics.fmean(v) for v in units.values()]
-
-    types = {}
-    for label in result.labels:
-        moves = by_type.get(label, [])
-        units = per_match_means(moves)
-        types[label] = {
-            "moves": len(moves),
-            "player_matches": len(units),
-            "mean_payoff": statistics.fmean(m.payoff for m in moves) if moves else None,
-            "mean_payoff_ci": _mean_ci(units),
-            "cooperation": _share(moves, cooperate),
-            "cooperation_by_round": [
-                _share([m for m in moves if m.round == r], cooperate)["value"] for r in range(1, result.rounds + 1)
-            ],
-            "payoff_by_round": [
-                statistics.fmean(v) if (v := [m.payoff for m in moves if m.round == r]) else None
-                for r in range(1, result.rounds + 1)
-            ],
-            "retried_moves": sum(m.attempts > 1 for m in moves),
-            "fallback_moves": sum(m.fallback for m in moves),
-        }
-    matrix: dict[str, dict[str, Any]] = {}
-    for row in result.labels:
-        matrix[row] = {}
-        for col in result.labels:
-            moves = by_pair.get((row, col), [])
-            matrix[row][col] = {
-                "mean_payoff": statistics.fmean(m.payoff for m in moves) if moves else None,
-                "cooperation": _share(moves, cooperate)["value"],
-                "player_matches": len({(m.match, m.slot) for m in moves}),
-            }
     return {
         "run": result.play.name,
         "store": store_path,
@@ -111,8 +75,47 @@ def summarize(result: PlayResult, store_path: str | None = None) -> dict[str, An
         "moves": len(result.moves),
         "new_moves": result.new_moves,
         "elapsed_s": round(result.elapsed_s, 2),
-        "types": types,
-        "matrix": matrix,
+        "types": {label: _type_summary(by_type.get(label, []), cooperate, result.rounds) for label in result.labels},
+        "matrix": {row: {col: _pair_summary(by_pair.get((row, col), []), cooperate) for col in result.labels}
+                   for row in result.labels},
+    }
+
+
+def _per_match_means(moves: list[Move]) -> list[float]:
+    """Each player's mean payoff per round in each match: the independent units of a mean's interval."""
+    units: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for m in moves:
+        units[(m.match, m.slot)].append(m.payoff)
+    return [statistics.fmean(v) for v in units.values()]
+
+
+def _type_summary(moves: list[Move], cooperate: str, rounds: int) -> dict[str, Any]:
+    """One agent type's row: its payoff (with an interval over matches), cooperation, and both per round."""
+    units = _per_match_means(moves)
+    return {
+        "moves": len(moves),
+        "player_matches": len(units),
+        "mean_payoff": statistics.fmean(m.payoff for m in moves) if moves else None,
+        "mean_payoff_ci": _mean_ci(units),
+        "cooperation": _share(moves, cooperate),
+        "cooperation_by_round": [
+            _share([m for m in moves if m.round == r], cooperate)["value"] for r in range(1, rounds + 1)
+        ],
+        "payoff_by_round": [
+            statistics.fmean(v) if (v := [m.payoff for m in moves if m.round == r]) else None
+            for r in range(1, rounds + 1)
+        ],
+        "retried_moves": sum(m.attempts > 1 for m in moves),
+        "fallback_moves": sum(m.fallback for m in moves),
+    }
+
+
+def _pair_summary(moves: list[Move], cooperate: str) -> dict[str, Any]:
+    """One cell of the payoff matrix: the row type's moves against the column type."""
+    return {
+        "mean_payoff": statistics.fmean(m.payoff for m in moves) if moves else None,
+        "cooperation": _share(moves, cooperate)["value"],
+        "player_matches": len({(m.match, m.slot) for m in moves}),
     }
 
 
@@ -124,7 +127,7 @@ def payoff_matrix_plot(summary: dict[str, Any], path: Path) -> Path:
     size = 1.1 * len(labels) + 2.2
     fig, ax = plt.subplots(figsize=(size + 1, size))
     values = [v for row in summary["payoffs"].values() for pair in row.values() for v in pair]
-    image = ax.imshow(grid, cmap="viridis", vmin=min(values), vmax=max(values))
+    image = ax.imshow(grid, cmap=HEATMAP_CMAP, vmin=min(values), vmax=max(values))
     for i in range(len(labels)):
         for j in range(len(labels)):
             if not np.isnan(grid[i, j]):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import quoted
-from ..runs import current_samples, run_scenarios, sample_rate
+from ..samples import current_samples, run_scenarios, sample_rate
 from ..scenarios import Library
 from ..scenarios.parse import Decision, game_answer_spec, parse_reply
 from ..scenarios.spec import MatrixGame

@@ -57,10 +57,6 @@ def markdown_env() -> jinja2.Environment:
                               finalize=_finalize)
 
 
-def format_value(value: float | None, digits: int = 1, suffix: str = "") -> str:
-    return "–" if value is None else f"{value:.{digits}f}{suffix}"
-
-
 def write_pages(out: Path, page: Callable[[dict[str, Markup]], str], pngs: dict[str, Path], *, title: str) -> None:
     """report.md (images by file name) and a self-contained report.html (images inlined) in `out`.
 

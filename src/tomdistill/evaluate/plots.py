@@ -4,8 +4,8 @@ Per split, a context x game heatmap of teacher / base / student rates side by si
 titled with its n, or "exact" for scores) and per-cell bars with 95% intervals where a rate was
 sampled; across splits, gap closed beside the constant baseline, KL closed (both with their cell
 bootstrap intervals) and the paper's metric, in-sample beside held-out. Colours are Okabe-Ito and
-viridis (colour-blind safe), figures 150 dpi. Every input `evaluate` can write must draw: one cell,
-no defined metric, dollars only, or no split at all (then there is nothing to plot).
+viridis (colour-blind safe), figures 150 dpi (figures.py). Every input `evaluate` can write must
+draw: one cell, no defined metric, dollars only, or no split at all (then there is nothing to plot).
 """
 
 from __future__ import annotations
@@ -14,35 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .figures import DPI, grid_panel, inches, pyplot
 from .schema import Cell, EvalReport, Rate, SplitResult
 
 #: Okabe-Ito colours, told apart with every common colour-vision deficiency.
 ROLE_COLOURS = {"teacher": "#0072B2", "base": "#E69F00", "student": "#009E73"}
 SPLIT_COLOURS = {"in-sample": "#0072B2", "held-out": "#56B4E9"}
 BASELINE_COLOUR = "#D55E00"
-#: Perceptually uniform and colour-blind safe; low values are dark, so their labels are white.
-HEATMAP_CMAP = "viridis"
 ROLES = ("teacher", "base", "student")
 UNIT_LABELS = {"percent": "% cooperate (C)", "dollars": "mean $ given"}
-DPI = 150
-#: Matplotlib refuses images over 2^16 pixels a side; at 150 dpi a figure stays under that.
-MAX_INCHES = 300.0
-
-
-def pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only: no display on servers or CI
-    # Labels are user text (context names, agent labels): a "$" must stay a dollar sign, not start
-    # TeX math that fails to parse when the figure is saved.
-    matplotlib.rcParams["text.parse_math"] = False
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _inches(per_item: float, items: int, extra: float, least: float = 0.0) -> float:
-    return min(MAX_INCHES, max(least, per_item * items + extra))
 
 
 def _axis_labels(cells: list[Cell]) -> tuple[list[str], list[str]]:
@@ -63,18 +43,6 @@ def sample_label(rates: list[Rate]) -> str:
     return " / ".join(part for part in (exact, sampled) if part) or "no data"
 
 
-def grid_panel(ax, grid: np.ndarray, contexts: list[str], games: list[str], *, vmax: float, digits: int):
-    """Draw a context x game grid on `ax` (colour scale 0..vmax, each value written in its cell; NaN
-    cells stay blank) and return the image for a colour bar. Also used by `runs show --plot`."""
-    image = ax.imshow(grid, vmin=0, vmax=vmax, cmap=HEATMAP_CMAP, aspect="auto")
-    for i, j in zip(*np.nonzero(~np.isnan(grid))):
-        ax.text(j, i, f"{grid[i, j]:.{digits}f}", ha="center", va="center", fontsize=8,
-                color="white" if grid[i, j] < 0.6 * vmax else "black")
-    ax.set_xticks(range(len(games)), [g.replace("_", " ") for g in games], fontsize=7, rotation=35, ha="right")
-    ax.set_yticks(range(len(contexts)), contexts, fontsize=8)
-    return image
-
-
 def heatmap(split: str, result: SplitResult, path: Path) -> Path | None:
     """Rates of teacher, base and student side by side as context x game grids (shares only)."""
     cells = [c for c in result.cells if c.unit == "percent"]
@@ -82,7 +50,7 @@ def heatmap(split: str, result: SplitResult, path: Path) -> Path | None:
         return None
     plt = pyplot()
     contexts, games = _axis_labels(cells)
-    fig, axes = plt.subplots(1, 3, figsize=(_inches(3.4 * 3, 1, 1.2), _inches(0.45, len(contexts), 2.2)), sharey=True,
+    fig, axes = plt.subplots(1, 3, figsize=(inches(3.4 * 3, 1, 1.2), inches(0.45, len(contexts), 2.2)), sharey=True,
                              layout="constrained")
     for ax, role in zip(axes, ROLES):
         grid = np.full((len(contexts), len(games)), np.nan)
@@ -130,7 +98,7 @@ def cell_bars(split: str, result: SplitResult, path: Path) -> Path | None:
         return None
     plt = pyplot()
     sizes = [len(cells) for cells in groups.values()]
-    fig, axes = plt.subplots(1, len(groups), figsize=(_inches(0.42, sum(sizes), 1.5 * len(sizes), 4.5), 3.4),
+    fig, axes = plt.subplots(1, len(groups), figsize=(inches(0.42, sum(sizes), 1.5 * len(sizes), 4.5), 3.4),
                              width_ratios=[max(n, 2) for n in sizes], squeeze=False, layout="constrained")
     for ax, (unit, cells) in zip(axes[0], groups.items()):
         _bars(ax, cells, unit)
@@ -183,7 +151,7 @@ def improvement(report: EvalReport, path: Path) -> Path | None:
     if not splits:
         return None
     plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(_inches(0.9, len(splits), 8.0, 11.0), 3.4), layout="constrained")
+    fig, axes = plt.subplots(1, 3, figsize=(inches(0.9, len(splits), 8.0, 11.0), 3.4), layout="constrained")
     colours = [SPLIT_COLOURS["in-sample" if s == "train" else "held-out"] for s in splits]
     _interval_panel(axes[0], report, splits, colours, "gap_closed", "gap closed, 95% interval")
     _baseline_marks(axes[0], report, splits)

@@ -14,11 +14,12 @@ from markupsafe import Markup
 from ..errors import TomdistillError
 from ..jsonfiles import load_json_file
 from ..outdirs import HINT, claim_dir, holds_only
-from .pages import format_value, markdown_env, md_text, trusted, write_pages
+from .formatting import format_estimate, format_rate, format_value, format_verdict, temperature_line
+from .pages import markdown_env, md_text, trusted, write_pages
 from .plots import cell_bars, heatmap, improvement
-from .schema import SCHEMA_VERSION, EvalReport
+from .schema import SCHEMA_VERSION, EvalReport, SplitResult
 
-__all__ = ["check_eval_out", "format_estimate", "format_rate", "format_value", "format_verdict", "write_report"]
+__all__ = ["check_eval_out", "write_report"]
 
 REPORT_KIND = "report"  # the kind in the folder's .tomdistill marker (outdirs.py)
 
@@ -101,41 +102,13 @@ Left out (a role had no data): {{ report.skipped|join(', ') }}
 """
 
 
-def format_rate(rate) -> str:
-    """A rate with its interval and sample size, or "(exact)" for a score-mode probability."""
-    if rate.value is None:
-        return "–"
-    text = f"{rate.value:.1f}"
-    if rate.low is not None and rate.high is not None:
-        text += f" [{rate.low:.1f}, {rate.high:.1f}]"
-    return text + (" (exact)" if rate.source == "score" else f" (n={rate.n})")
-
-
-def format_estimate(value: float | None, ci: list[float] | None, suffix: str = "%") -> str:
-    """A percentage with its interval: "41.7% [30.1, 52.3]", "41.7%" without one, "–" for null."""
-    if value is None:
-        return "–"
-    return f"{value:.1f}{suffix}" + ("" if not ci else f" [{ci[0]:.1f}, {ci[1]:.1f}]")
-
-
-def format_verdict(beats: bool | None) -> str:
-    return "–" if beats is None else "yes" if beats else "no"
-
-
-def format_samples(split, schema_version: int = SCHEMA_VERSION) -> str:
+def format_samples(split: SplitResult, schema_version: int = SCHEMA_VERSION) -> str:
     """Fewest samples behind a sampled rate of the split, "exact" when every rate was scored."""
     if schema_version < 2:  # not recorded then
         return "–"
     if split.samples_min is None:
         return "exact"
     return f"{split.samples_min}" + (" (too few)" if split.interval_trusted is False else "")
-
-
-def temperature_line(report: EvalReport) -> str:
-    """Which temperature the compared distributions are at."""
-    if report.temperature is None:
-        return "Temperature: – (not recorded: a records file, or an older eval.json)."
-    return f"Temperature: {report.temperature:g} (every role sampled, or scored, at it)."
 
 
 def _sources(report: EvalReport) -> Markup:

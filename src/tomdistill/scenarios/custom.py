@@ -16,9 +16,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from ..errors import TomdistillError, describe_validation_error
-from .library import Library, Scenario, load_library
-from .render import PROTOCOLS, TemplateRenderError, render
-from .spec import Context, MatrixGame, Template
+from .library import Library, load_library
+from .protocols import PROTOCOLS
+from .render import TemplateRenderError, render
+from .spec import Context, MatrixGame, Scenario, Template
 
 
 class ScenarioError(TomdistillError):

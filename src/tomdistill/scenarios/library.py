@@ -13,7 +13,6 @@ import fnmatch
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,20 @@ from pydantic import BaseModel, ValidationError
 
 from ..errors import LibraryError, describe_validation_error
 from ..tomlfiles import load_toml_file
-from .spec import BUILTIN_SPLITS, GAME_KINDS, Context, Game, MatrixGame, Paraphrase, Template, Variant
+from .builtin import builtin_library_dir
+from .protocols import PROTOCOLS
+from .render import TemplateRenderError, render, render_text
+from .spec import (
+    BUILTIN_SPLITS,
+    GAME_KINDS,
+    Context,
+    Game,
+    MatrixGame,
+    Paraphrase,
+    Scenario,
+    Template,
+    Variant,
+)
 
 #: Top-level array names a library file may hold, and the model that validates each entry.
 _ENTRY_MODELS: dict[str, type[BaseModel]] = {
@@ -32,22 +44,6 @@ _SECTIONS = ("template", "game", "variant", "context", "paraphrase")
 _BUILTIN_FILES = ("templates.toml", "games.toml", "contexts.toml", "paraphrases.toml")
 #: The only split whose contexts may be paraphrased: paraphrases feed training data alone.
 _PARAPHRASE_SPLIT = "train"
-
-
-@dataclass(frozen=True)
-class Scenario:
-    """One game in one social context; the unit every sample, rate and cell refers to."""
-
-    id: str
-    split: str
-    context: Context
-    game: Game
-    template: Template
-
-    @property
-    def numeric(self) -> bool:
-        """True when the answer is a number (donation game), False for a choice of action."""
-        return not isinstance(self.game, MatrixGame)
 
 
 @dataclass
@@ -124,11 +120,6 @@ class Library:
 def id_matches(scenario_id: str, patterns: Iterable[str]) -> bool:
     """Whether a scenario id matches one of these shell-style patterns ('team/*', '*/stag_hunt')."""
     return any(fnmatch.fnmatchcase(scenario_id, p) for p in patterns)
-
-
-def builtin_library_dir() -> Path:
-    """Folder of the data files shipped inside the package."""
-    return Path(str(resources.files("tomdistill.scenarios") / "library"))
 
 
 def load_library(extra_files: Iterable[Path | str] = ()) -> Library:
@@ -331,8 +322,6 @@ def _check_rendering(lib: Library) -> None:
 
     Library texts are untrusted (files are shared): rendering runs in Jinja2's sandbox, and a
     refused construct is reported here like any other error in the file."""
-    from .render import PROTOCOLS, TemplateRenderError, render
-
     for scenario in lib._scenarios:
         for protocol in PROTOCOLS:
             try:
@@ -347,8 +336,6 @@ def _check_rendering(lib: Library) -> None:
 def _check_paraphrase_rendering(lib: Library) -> None:
     """Render every paraphrase with the fields of each game its context pairs with, as the
     context's own framing is, so a bad text stops loading instead of a later training run."""
-    from .render import TemplateRenderError, render_text
-
     for scenario in lib._scenarios:
         for framing in lib._paraphrases.get(scenario.context.id, []):
             try:

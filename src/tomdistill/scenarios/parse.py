@@ -26,10 +26,11 @@ from typing import TYPE_CHECKING, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from .render import Protocol, decision_prefix, num
+from .protocols import Protocol, decision_prefix
+from .render import num
 
 if TYPE_CHECKING:
-    from .library import Scenario
+    from .spec import Scenario
 
 #: 2: a minus glued to an amount ("-5", "$-3") is a negative amount, hence out of range, not 5.
 #: 3: a reply that starts with its motivation is read from its last "Answer:" line (was invalid).

@@ -10,26 +10,17 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import Any
 
 import jinja2
 import jinja2.sandbox
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..situations import ChatMessage
-from .spec import MatrixGame
-
-if TYPE_CHECKING:
-    from .library import Scenario
-
-#: `answer`: the decision alone. `motivated`: the decision on its own first line, then a motivation.
-#: `reasoned`: reason first: the motivation, then the decision on its own last line.
-Protocol = Literal["answer", "motivated", "reasoned"]
-PROTOCOLS: tuple[Protocol, ...] = get_args(Protocol)
+from .protocols import PROTOCOLS, Protocol, history_text, protocol_texts
+from .spec import MatrixGame, Scenario
 
 
 class TemplateRenderError(ValueError):
@@ -41,20 +32,6 @@ class TemplateRenderError(ValueError):
     def __init__(self, message: str, part: str | None = None) -> None:
         super().__init__(message)
         self.part = part
-
-
-class ProtocolText(BaseModel):
-    """The texts that ask for a decision in one protocol."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    system: str = Field(min_length=1)
-    choice: str = Field(min_length=1, description="Instruction for matrix games (pick an action).")
-    number: str = Field(min_length=1, description="Instruction for numeric games (give an amount).")
-    reply_prefix: str = Field("", description="Fixed text the reply starts with (motivated: 'Answer:'); "
-                                              "score mode weighs the decision right after it.")
-    decision_prefix: str = Field("", description="Reason-first protocols (reasoned: 'Answer:'): the text the "
-                                                 "decision follows, after the motivation. Score mode samples a "
-                                                 "motivation, then weighs the decision after it.")
 
 
 def num(value: float) -> str:
@@ -213,31 +190,6 @@ def render_text(text: str, variables: dict[str, Any]) -> str:
     return rendered
 
 
-@cache
-def protocol_texts() -> dict[str, ProtocolText]:
-    """The built-in protocol texts from library/protocols.toml."""
-    from .library import builtin_library_dir
-
-    with (builtin_library_dir() / "protocols.toml").open("rb") as fh:
-        data = tomllib.load(fh)
-    return {name: ProtocolText.model_validate(data[name]) for name in PROTOCOLS}
-
-
-def reply_prefix(protocol: Protocol) -> str:
-    """The fixed text a reply in `protocol` starts with, before the decision ('' for `answer`)."""
-    return protocol_texts()[protocol].reply_prefix
-
-
-def decision_prefix(protocol: Protocol) -> str:
-    """The text a reason-first reply's decision follows ('' for decision-first protocols)."""
-    return protocol_texts()[protocol].decision_prefix
-
-
-def reason_first(protocol: Protocol) -> bool:
-    """Whether replies in `protocol` give their motivation before the decision."""
-    return bool(decision_prefix(protocol))
-
-
 @dataclass(frozen=True)
 class PastRound:
     """One earlier round of a repeated two-player game, as one player saw it."""
@@ -245,15 +197,6 @@ class PastRound:
     mine: str
     theirs: str
     payoff: float
-
-
-@cache
-def history_text() -> str:
-    """The Jinja2 text that tells earlier rounds (library/protocols.toml, table `history`)."""
-    from .library import builtin_library_dir
-
-    with (builtin_library_dir() / "protocols.toml").open("rb") as fh:
-        return tomllib.load(fh)["history"]["text"]
 
 
 def render(scenario: Scenario, protocol: Protocol, history: Sequence[PastRound] | None = None) -> list[ChatMessage]:

@@ -10,8 +10,8 @@ from ..situations import MatrixSituation, PublicGoodsSituation, Situation
 from .spec import MatrixGame
 
 if TYPE_CHECKING:
-    from .library import Scenario
     from .render import PastRound
+    from .spec import Scenario
 
 
 def situation(scenario: Scenario, protocol: str, history: Sequence[PastRound] | None = None) -> Situation:

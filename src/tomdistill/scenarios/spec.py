@@ -1,5 +1,6 @@
 """Typed models of the scenario library entries: games, contexts, prose templates, game variants,
-training-only paraphrases of context framings.
+training-only paraphrases of context framings; and the Scenario (a context paired with a game)
+that the loader builds from them and every other module reads.
 
 A library file (TOML) holds arrays of tables named after these entries (`[[game]]`,
 `[[context]]`, `[[template]]`, `[[variant]]`, `[[paraphrase]]`); each table is validated by the
@@ -8,6 +9,7 @@ model here, and unknown fields are refused so a typo never passes silently.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -177,3 +179,19 @@ class Paraphrase(_Entry):
             if not text.strip():
                 raise ValueError(f"framing #{number} is empty")
         return framings
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One game in one social context; the unit every sample, rate and cell refers to."""
+
+    id: str
+    split: str
+    context: Context
+    game: Game
+    template: Template
+
+    @property
+    def numeric(self) -> bool:
+        """True when the answer is a number (donation game), False for a choice of action."""
+        return not isinstance(self.game, MatrixGame)

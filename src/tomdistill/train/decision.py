@@ -24,9 +24,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .config import DecisionLoss
-from .dataset import TARGET_COLUMN
-from .models.base import token_variants
+from ..config import DecisionLoss
+from ..dataset import TARGET_COLUMN
+from ..models.base import token_variants
 
 _TEXT_COLUMNS = ("prompt", "completion", "messages")
 #: Batch keys the collator adds; the trainer pops them before the model's forward pass.

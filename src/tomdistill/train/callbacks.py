@@ -1,6 +1,6 @@
 """Trainer callbacks for `tomdistill train`: the loss log file and a rich progress bar.
 
-Kept apart from train.py so that importing tomdistill never imports transformers.
+Imported only when a training starts (build.py), so that importing tomdistill never imports transformers.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The SFT trainer `tomdistill train` uses: TRL's SFTTrainer, with a cheaper loss off GPU and the
-optional soft-label decision loss (train_decision.py).
+optional soft-label decision loss (decision.py).
 
 TRL 1.16 always computes the loss through its fused, chunked LM head. On CUDA/XPU that head
 projects only the completion tokens; elsewhere (CPU) it projects every position, prompt and
@@ -12,7 +12,7 @@ over `num_items_in_batch` under gradient accumulation), without TRL's extra metr
 decision loss the model's own loss is used everywhere, since the decision term needs the LM
 head's input, which TRL's fused head never exposes.
 
-Kept apart from train.py so that importing tomdistill never imports TRL.
+Imported only when a training starts (build.py), so that importing tomdistill never imports TRL.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Any
 import torch
 from trl import SFTTrainer
 
-from .config import DecisionLoss
-from .train_decision import BATCH_KEYS, active_rows, decision_logits, decision_loss
+from ..config import DecisionLoss
+from .decision import BATCH_KEYS, active_rows, decision_logits, decision_loss
 
 
 class TomdistillSFTTrainer(SFTTrainer):
