@@ -126,3 +126,18 @@ def test_train_flags_override_the_config_which_overrides_the_preset(monkeypatch,
     assert flags.logging_steps == 5 and not flags.packing
     assert other.r == 2 and other.learning_rate == 0.003 and other.packing and other.target_modules == ["q_proj", "v_proj"]
 
+
+def test_help_texts_state_the_code_defaults() -> None:
+    from tomdistill.agents.agent import default_sampling
+    from tomdistill.config import TRAIN_PRESETS, TrainConfig
+    from tomdistill.models.base import DEFAULT_MAX_NEW_TOKENS
+
+    play = {p.name: p.help for p in _command("play").params}
+    temperatures = {default_sampling(mode).temperature for mode in ("sample", "score")}
+    assert len(temperatures) == 1 and f"Default: {temperatures.pop():g} in either mode." in play["temperature"]
+    for protocol, tokens in DEFAULT_MAX_NEW_TOKENS.items():
+        assert f"{tokens} for {protocol}" in play["max_new_tokens"]
+    train = {p.name: p for p in _command("train").params}
+    assert train["r"].show_default.startswith(f"{TrainConfig().r};")
+    assert f"paper preset: {TRAIN_PRESETS['paper']['r']}" in train["r"].show_default
+    assert train["batch_size"].help == TrainConfig.model_fields["batch_size"].description

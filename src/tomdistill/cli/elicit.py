@@ -47,12 +47,14 @@ def elicit(
     seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed; each sample's seed derives from it, the scenario and the index.")] = 0,
     adapter: Annotated[Path | None, typer.Option(help="PEFT LoRA adapter folder to put on an hf/default model.")] = None,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (openai: models). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
-    batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts per batch on hf backends (default 16 on CPU, 32 on GPU).")] = None,
+    # No number in this help: the hf backend picks the size from the device and the model's size
+    # (models/hf.py default_batch_size), and a number copied here went stale once already.
+    batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts per batch on hf backends. Default: chosen by the backend from the device and the model's size.")] = None,
     concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once (openai: models).")] = 8,
     max_retries: Annotated[int, typer.Option(min=0, help="Retries per request on 429/5xx/timeouts/garbled replies before the run stops (openai: models).")] = 6,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = 120.0,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,
-    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 (hf backends). auto: float32 in score mode (exact to 0.005); in sample mode bf16 on GPUs and on CPUs with AVX512-BF16/AMX, else fp32.")] = "auto",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 (hf backends). auto: float32 in score mode (exact to 0.005); in sample mode bfloat16 where the hardware runs it natively (GPUs that support it, CPUs with AVX512-BF16 or AMX), else float16 on GPUs and float32 on CPUs.")] = "auto",
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
