@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,4 +15,6 @@ def config_show(
     config: Annotated[Path | None, typer.Argument(help="A config file to show with its defaults filled in.")] = None,
 ) -> None:
     """Print the configuration as TOML (the defaults, or CONFIG with defaults filled in), each field documented."""
-    print(config_toml(load_config(config)))
+    # Written as it is (no extra newline), so that `tomdistill config show > examples/default.toml`
+    # gives a file equal to config_toml(), which a test checks.
+    sys.stdout.write(config_toml(load_config(config)))
