@@ -79,3 +79,65 @@ def test_console_script_exit_code_and_help() -> None:
     assert done.returncode == 2 and done.stderr.startswith("error: ")
     helped = subprocess.run([*exe, "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "scenarios" in helped.stdout
+
+
+def _command(*path: str):
+    """The click command behind `tomdistill PATH...`, for looking at its options."""
+    import typer.main
+
+    from tomdistill.cli.app import app
+
+    command = typer.main.get_command(app)
+    for name in path:
+        command = command.commands[name]
+    return command
+
+
+def test_every_train_config_field_has_a_train_flag() -> None:
+    from tomdistill.config import TrainConfig
+
+    flags = {p.name: p.opts for p in _command("train").params}
+    for name in TrainConfig.model_fields:
+        assert flags.get(name), f"TrainConfig.{name} has no `tomdistill train` flag"
+
+
+def test_train_flags_override_the_config_which_overrides_the_preset(monkeypatch, tmp_path, capsys) -> None:
+    from tomdistill import train as train_module
+
+    seen = []
+
+    def fake_train(student, data_dir, out, config, *, resume=False):
+        seen.append(config)
+        return train_module.TrainResult(str(out), student, 1, 1, 0.5, 0.0, None)
+
+    monkeypatch.setattr(train_module, "train", fake_train)
+    config = tmp_path / "c.toml"
+    config.write_text('[train]\npreset = "paper"\nalpha = 4\nr = 2\n')
+    common = ["train", "--student", "default:student", "--data", str(tmp_path), "--out", str(tmp_path / "a"),
+              "--config", str(config)]
+    assert main([*common, "--r", "3", "--lr", "0.002", "--target-module", "q_proj", "--target-module", "k_proj",
+                 "--no-bf16", "--decision-loss", "soft", "--warmup-ratio", "0.1", "--gradient-checkpointing",
+                 "--logging-steps", "5"]) == 0
+    assert main([*common, "--learning-rate", "0.003", "--packing", "--decision-loss", "tokens"]) == 0
+    flags, other = seen
+    assert (flags.r, flags.alpha, flags.epochs, flags.preset) == (3, 4, 3, "paper")  # flag, config, preset
+    assert flags.learning_rate == 0.002 and flags.target_modules == ["q_proj", "k_proj"] and flags.bf16 is False
+    assert flags.decision_loss == "soft" and flags.warmup_ratio == 0.1 and flags.gradient_checkpointing
+    assert flags.logging_steps == 5 and not flags.packing
+    assert other.r == 2 and other.learning_rate == 0.003 and other.packing and other.target_modules == ["q_proj", "v_proj"]
+
+
+def test_help_texts_state_the_code_defaults() -> None:
+    from tomdistill.agents.agent import default_sampling
+    from tomdistill.config import TRAIN_PRESETS, TrainConfig
+    from tomdistill.models.base import DEFAULT_MAX_NEW_TOKENS
+
+    play = {p.name: p.help for p in _command("play").params}
+    temperatures = {default_sampling(mode).temperature for mode in ("sample", "score")}
+    assert len(temperatures) == 1 and f"Default: {temperatures.pop():g} in either mode." in play["temperature"]
+    for protocol, tokens in DEFAULT_MAX_NEW_TOKENS.items():
+        assert f"{tokens} for {protocol}" in play["max_new_tokens"]
+    train = {p.name: p for p in _command("train").params}
+    assert train["r"].show_default.startswith(f"{TrainConfig().r};")
+    assert f"paper preset: {TRAIN_PRESETS['paper']['r']}" in train["r"].show_default
+    assert train["batch_size"].help == TrainConfig.model_fields["batch_size"].description

@@ -28,7 +28,7 @@ from .models.base import (
     ScoreRequest,
     ScoreResult,
 )
-from .models.registry import PROVIDERS, is_spec, load_model
+from .models.registry import PROVIDERS, load_model, parse_spec
 from .scenarios import Scenario, prompt_hash, render
 from .scenarios.parse import ChoiceAnswer, Decision, answer_spec, parse_decision, reasoned_prefix
 from .scenarios.protocols import Protocol, reply_prefix
@@ -89,9 +89,11 @@ def source_kind(source: str | Path) -> str:
             return "adapter"
         raise TomdistillError(f"{path}: not an agent folder (no {AGENT_FILE}) nor an adapter folder "
                               f"(no {ADAPTER_CONFIG}); make an agent with `tomdistill export`")
-    if not is_spec(str(source)):
-        raise TomdistillError(f"{source}: no such agent folder, and not a model spec "
-                              f"(provider:id with provider one of {', '.join(PROVIDERS)})")
+    if ":" in str(source):
+        parse_spec(str(source))  # one line naming what is wrong with the spec (e.g. an unknown provider)
+    else:
+        raise TomdistillError(f"{source}: no such agent folder, and not a model spec, which must look like provider:id "
+                              f"(provider one of {', '.join(PROVIDERS)})")
     return "spec"
 
 
@@ -102,6 +104,9 @@ def open_model(source: str | Path, *, mode: Mode | None = None, options: ModelOp
     folder says, else sample mode for specs and score mode for adapters); it picks the dtype."""
     options = options or ModelOptions()
     kind = source_kind(source)
+    if kind != "spec" and options.adapter is not None:
+        raise TomdistillError(f"{source} is a folder with its own weights; give an adapter either as the model "
+                              "folder or as --adapter on a model spec, not both")
     if kind == "agent":
         return _open_agent(Path(source), mode, options)
     if kind == "adapter":
@@ -127,11 +132,11 @@ def _open_agent(folder: Path, mode: Mode | None, options: ModelOptions) -> Opene
 
 
 def _open_adapter(folder: Path, mode: Mode | None, options: ModelOptions) -> Opened:
-    from .train import adapter_student
+    from .train.folders import TRAIN_CONFIG, adapter_student
 
     student = adapter_student(folder)
     if student is None:
-        raise TomdistillError(f"{folder}: adapter folder without train_config.json, so its base model is unknown; "
+        raise TomdistillError(f"{folder}: adapter folder without {TRAIN_CONFIG}, so its base model is unknown; "
                               "export it with `tomdistill export --student SPEC`")
     model = load_model(student, replace(options.for_mode(mode or "score"), adapter=folder))
     return Opened(model, "adapter", str(folder), adapter=folder, label=folder.name, mode="score")

@@ -50,38 +50,46 @@ DecisionLoss = Literal["tokens", "soft", "soft+tokens"]
 DECISION_LOSSES: tuple[str, ...] = get_args(DecisionLoss)
 
 
+#: Named training recipes: the fields each sets before the config's own. `paper`: Lorè et al. (token
+#: loss only, r 8, alpha 16, q/v, lr 5e-5, 3 epochs, batch 8 x 8 = 64).
+TRAIN_PRESETS: dict[str, dict[str, object]] = {
+    "cpu": {},
+    "paper": {"decision_loss": "tokens", "r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"],
+              "learning_rate": 5e-5, "epochs": 3, "batch_size": 8, "grad_accum": 8},
+}
+#: The preset a config without `preset` starts from.
+DEFAULT_PRESET = "cpu"
+
+
 class TrainConfig(BaseModel):
-    """LoRA supervised fine-tuning of the student. Defaults: measured for the 135M default student
-    on 2 CPU cores (see the README); `preset = "paper"` gives the paper's recipe."""
+    """LoRA supervised fine-tuning of the student. Defaults: chosen by measurements of the 135M
+    default student on 2 CPU cores (README, Training; benchmarks/README.md); `preset = "paper"`
+    gives the paper's recipe."""
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
-    preset: str | None = Field(None, description="Start from a named preset (cpu, paper); fields set here override it.")
+    preset: str | None = Field(
+        None, description=f"Start from a named preset ({', '.join(TRAIN_PRESETS)}); the fields set in the [train] "
+        "table, then command-line flags, override it.",
+    )
     r: int = Field(16, ge=1, description="LoRA rank.")
     alpha: int = Field(32, ge=1, description="LoRA alpha (scale = alpha / r).")
     dropout: float = Field(0.05, ge=0, lt=1, description="LoRA dropout.")
     target_modules: list[str] = Field(
         default_factory=lambda: [ALL_LINEAR], description="Modules that get LoRA weights; 'all-linear': every linear "
-        "layer of the blocks, attention and MLP (PEFT's name for it; the output head is left out). With LoRA on "
-        "q_proj / v_proj only, no decision loss learned game differences (benchmarks/results/recipes.md).",
+        "layer of the blocks, attention and MLP (PEFT's name for it; the output head is left out).",
     )
-    learning_rate: float = Field(
-        1e-3, gt=0,
-        description="Peak learning rate. On the default run's 79 examples (40 steps), 2e-4 closed 6% of the "
-        "in-sample gap and 1e-3 closed 49%.",
-    )
+    learning_rate: float = Field(1e-3, gt=0, description="Peak learning rate (linear decay after the warm-up).")
     epochs: float = Field(2.0, gt=0, description="Passes over the data.")
     max_steps: int = Field(-1, description="Stop after this many optimizer steps (-1: run all epochs).")
-    batch_size: int = Field(
-        4, ge=1, description="Examples per device per step (4 was fastest per example on 2 CPU cores; 8 used twice the memory)."
-    )
+    batch_size: int = Field(4, ge=1, description="Examples per device per step.")
     grad_accum: int = Field(1, ge=1, description="Gradient accumulation steps (effective batch = batch_size x this x devices).")
     max_length: int = Field(512, ge=16, description="Longest tokenised example (prompt + reply); longer ones are cut.")
     warmup_ratio: float = Field(0.0, ge=0, lt=1, description="Share of steps with a linear learning-rate warm-up.")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="Seed for LoRA initialisation and data order; 0 to 2**32 - 1.")
     bf16: bool | None = Field(
         None,
-        description="bfloat16 weights and compute. Default: on for GPUs that support it and CPUs with AVX512-BF16 / "
-        "AMX (measured 1.5x faster than fp32 at batch 4 on 2 such cores, 4.3 vs 5.8 GB); off elsewhere.",
+        description="bfloat16 weights and compute. Default: on where the hardware runs bf16 natively (GPUs that "
+        "support it, CPUs with AVX512-BF16 or AMX instructions), else float32.",
     )
     gradient_checkpointing: bool = Field(False, description="Trade compute for memory (slower; useful for big students on GPU).")
     packing: bool = Field(False, description="Pack several short examples into one sequence.")
@@ -94,9 +102,8 @@ class TrainConfig(BaseModel):
         "decision token left to the soft term.",
     )
     decision_weight: float = Field(
-        5.0, ge=0, description="Weight of the soft decision loss beside the token loss, in soft+tokens (5 learned "
-        "the planted teacher's game differences where 1 did not: benchmarks/results/recipes.md); 'soft' alone is "
-        "not weighted.",
+        5.0, ge=0, description="Weight of the soft decision loss beside the token loss, in soft+tokens; 'soft' alone "
+        "is not weighted.",
     )
 
     @model_validator(mode="after")
@@ -117,22 +124,13 @@ class TrainConfig(BaseModel):
         return self
 
 
-#: Named training recipes. `paper`: Lorè et al. (token loss only, r 8, alpha 16, q/v, lr 5e-5, 3 epochs,
-#: batch 64).
-TRAIN_PRESETS: dict[str, dict[str, object]] = {
-    "cpu": {},
-    "paper": {"decision_loss": "tokens", "r": 8, "alpha": 16, "target_modules": ["q_proj", "v_proj"],
-              "learning_rate": 5e-5, "epochs": 3, "batch_size": 8, "grad_accum": 8},
-}
-
-
 def resolve_train_config(config: TrainConfig, overrides: dict[str, object] | None = None) -> TrainConfig:
     """Preset values, then the fields the config sets, then command-line overrides."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     preset = overrides.get("preset", config.preset)
     if preset is not None and preset not in TRAIN_PRESETS:
         raise ConfigError("train config", f"unknown preset '{preset}'; known: {', '.join(TRAIN_PRESETS)}", field="preset")
-    values = dict(TRAIN_PRESETS.get(preset or "cpu", {}))
+    values = dict(TRAIN_PRESETS.get(preset or DEFAULT_PRESET, {}))
     values |= config.model_dump(exclude_unset=True) | overrides
     values["preset"] = preset
     return TrainConfig.model_validate(values)

@@ -56,12 +56,6 @@ def parse_spec(spec: str) -> tuple[str, str]:
     return provider, ident
 
 
-def is_spec(text: str) -> bool:
-    """Whether `text` names a known provider (`provider:...`), as opposed to a folder."""
-    provider, sep, _ = text.partition(":")
-    return bool(sep) and provider in PROVIDERS
-
-
 def load_model(spec: str, options: ModelOptions | None = None) -> Model:
     """Build the backend for `spec`, importing its libraries now."""
     provider = PROVIDERS[parse_spec(spec)[0]]

@@ -1,33 +1,29 @@
-"""The agent commands of the CLI: `tomdistill export` and `tomdistill play`.
-
-Kept apart from cli.py so the main module stays small; importing this module registers the
-commands on the main app.
-"""
+"""`tomdistill export` and `tomdistill play`: trained adapters as agents, and agents playing games."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from .cli import (
-    LibraryOption,
-    ModeChoice,
-    ProtocolChoice,
-    StoreOption,
-    _library,
-    app,
-    console,
-)
-from .errors import TomdistillError
-from .models.base import SEED_MAX, SEED_MIN
-from .signals import stop_exit_code, stop_word
+from ..errors import TomdistillError
+from ..models.base import DEFAULT_MAX_NEW_TOKENS, SEED_MAX, SEED_MIN, SamplingSettings
+from ..signals import stop_exit_code, stop_word
+from .shared import LibraryOption, ModeChoice, ProtocolChoice, StoreOption, console, print_stopped, scenario_library
+
+if TYPE_CHECKING:  # annotations only: the agents package loads when a command runs
+    from ..agents.play import PlayResult
+    from ..agents.strategies import Player
+    from ..scenarios import Scenario
+    from ..store import Store
+
+#: The sampling an agent gets when none is given: agents.agent.default_sampling returns these
+#: settings in either mode (a test checks it), so the help can quote them without importing agents.
+_DEFAULT_SAMPLING = SamplingSettings()
 
 
-@app.command()
 def export(
     adapter: Annotated[Path, typer.Argument(metavar="ADAPTER_DIR", help="Adapter folder from `tomdistill train` or `tomdistill run` (its adapter/).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Agent folder to write: a new or empty folder, outside ADAPTER_DIR.")],
@@ -39,7 +35,7 @@ def export(
     name: Annotated[str | None, typer.Option(help="Agent name (its label in populations); default: the folder name.")] = None,
 ) -> None:
     """Export a trained adapter as a self-describing agent folder (weights, chat template, protocol, behaviour card)."""
-    from .agents.export import export_agent
+    from ..agents.export import export_agent
 
     with console.status("exporting" + (" (merging the adapter into its base model)" if merge else "")):
         result = export_agent(adapter, out, merge=merge, eval_json=eval_json, student=student,
@@ -58,7 +54,6 @@ def export(
     console.print(f"load it with tomdistill.Agent.load({str(result.out)!r})", highlight=False, markup=False)
 
 
-@app.command()
 def play(
     scenario: Annotated[str, typer.Option("--scenario", "-s", help="Scenario id (a two-player matrix game), e.g. team/prisoners_dilemma; see `tomdistill scenarios list`.")],
     agents_arg: Annotated[list[str] | None, typer.Argument(metavar="AGENTS", help="More agents, as for --agents (so `--agents A B C` works).", show_default=False)] = None,
@@ -70,8 +65,8 @@ def play(
     seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed; each move's seed derives from it, the match, the round and the seat.")] = 0,
     mode: Annotated[ModeChoice | None, typer.Option("--mode", help="Decision mode of agents given as model specs or adapter folders: 'sample' (generate + parse) or 'score' (probabilities, action drawn from them). Default: sample for specs, score for adapter folders. Exported agent folders decide as their agent.json says.")] = None,
     protocol: Annotated[ProtocolChoice | None, typer.Option("--protocol", "-p", help="Prompt protocol of agents given as model specs or adapter folders (default: answer). Exported agent folders use their own.")] = None,
-    temperature: Annotated[float | None, typer.Option(min=0, help="Sampling temperature of agents given as model specs or adapter folders (score mode: 0 takes the likeliest action). Default: 0.8 in sample mode, 1.0 in score mode.")] = None,
-    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in sample mode, for agents given as model specs or adapter folders. Default: 24 for answer, 128 for motivated.")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0, help=f"Sampling temperature of agents given as model specs or adapter folders (score mode: 0 takes the likeliest action). Default: {_DEFAULT_SAMPLING.temperature:g} in either mode.")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in sample mode, for agents given as model specs or adapter folders. Default: " + ", ".join(f"{n} for {p}" for p, n in DEFAULT_MAX_NEW_TOKENS.items()) + ".")] = None,
     attempts: Annotated[int, typer.Option(min=1, help="Times an unreadable reply is asked again (new seed) before a random move is used and flagged.")] = 3,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL for openai: agents (key from $OPENAI_API_KEY).")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts per batch on local models.")] = None,
@@ -86,19 +81,19 @@ def play(
 
     Example: tomdistill play --agents out/agent default:teacher tit-for-tat --scenario team/prisoners_dilemma --rounds 5 --pairs 4
     """
-    from .agents.play import check_playable, load_players
-    from .agents.play_report import check_play_out, summarize, write_play_report
-    from .models.registry import ModelOptions
-    from .store import Store
+    from ..agents.play import check_playable, load_players
+    from ..agents.play_report import check_play_out, summarize, write_play_report
+    from ..ask import model_options
+    from ..store import Store
 
     refs = list(agents or []) + list(agents_arg or [])
     if not refs:
         raise TomdistillError("give the agents to play: --agents A B ... (agent folders, model specs or strategies)")
-    chosen = _library(library, None).scenario(scenario)
+    chosen = scenario_library(library, None).scenario(scenario)
     check_playable(chosen)  # before any model loads
     out = out or Path(f"play-{run}")
     check_play_out(out)  # before the models load and the moves are played
-    options = ModelOptions(base_url=base_url, batch_size=batch_size, device=device, dtype=dtype)
+    options = model_options(base_url=base_url, batch_size=batch_size, device=device, dtype=dtype)
     with console.status(f"loading {len(refs)} agents"):
         players = load_players(refs, mode=mode.value if mode else None, protocol=protocol.value if protocol else None,
                                temperature=temperature, max_new_tokens=max_new_tokens, options=options)
@@ -115,23 +110,26 @@ def play(
                   highlight=False)
 
 
-def _play_rounds(db, players, scenario, *, run: str, rounds: int, pairs: int, seed: int, attempts: int):
+def _play_rounds(db: Store, players: dict[str, Player], scenario: Scenario, *, run: str, rounds: int, pairs: int,
+                 seed: int, attempts: int) -> PlayResult:
     """Play (or continue) the run with a progress bar; Ctrl-C or SIGTERM stops with one line, rounds kept."""
-    from .agents.play import play as run_play
-    from .progress import progress_bar
+    from ..agents.play import play as run_play
+    from ..progress import progress_bar
 
     try:
         with progress_bar(f"{run}: match rounds", console) as progress:
             return run_play(db, players, scenario, run=run, rounds=rounds, pairs=pairs, seed=seed,
                             max_attempts=attempts, progress=progress)
     except KeyboardInterrupt as exc:
-        Console(stderr=True, soft_wrap=True).print(
-            f"[yellow]{stop_word(exc)}:[/] finished rounds are stored in {db.path}; re-run the same command to continue.")
+        print_stopped(f"[yellow]{stop_word(exc)}:[/] finished rounds are stored in {db.path}; "
+                      "re-run the same command to continue.")
         raise typer.Exit(stop_exit_code(exc)) from None
 
 
-def _print_play(summary) -> None:
-    def fmt(v, digits=2):
+def _print_play(summary: dict[str, Any]) -> None:
+    """The play report's two tables: per agent type, and the payoff matrix between types."""
+
+    def fmt(v: float | None, digits: int = 2) -> str:
         return "-" if v is None else f"{v:.{digits}f}"
 
     table = Table(title=f"{summary['run']}: {summary['scenario']}, {summary['rounds']} rounds x {summary['matches']} matches",

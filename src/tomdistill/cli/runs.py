@@ -1,0 +1,118 @@
+"""`tomdistill runs list/show/export` and `tomdistill reparse`: look at stored runs.
+
+None of these calls a model; the store and the run modules load only inside each command.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .shared import ConfigOption, LibraryOption, StoreOption, console, scenario_library
+from .tables import print_summary
+
+
+def runs_list(store: StoreOption = None) -> None:
+    """List the runs in the store with their model, protocol, mode and sample count."""
+    from ..store import Store
+
+    with Store(store, readonly=True) as db:
+        table = Table(title=f"runs in {db.path}", title_justify="left")
+        for col in ("name", "model", "adapter", "protocol", "mode", "samples", "created"):
+            table.add_column(col)
+        for r in db.runs():
+            table.add_row(r.name, r.model, r.adapter or "", r.protocol, r.mode, str(db.count(r.id)), r.created)
+        console.print(table)
+
+
+def runs_show(
+    name: Annotated[str, typer.Argument(help="Run name.")],
+    store: StoreOption = None,
+    library: LibraryOption = None,
+    config: ConfigOption = None,
+    plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Also draw the rates as context x game heatmaps, one panel per split (numeric scenarios left out).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --plot file.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: the run's settings and one object per scenario.")] = False,
+) -> None:
+    """Per-scenario counts, valid share and rates of one run, plus its settings."""
+    from dataclasses import asdict
+
+    from ..elicit import ElicitSummary, summarize
+    from ..samples import run_scenarios
+    from ..store import Store
+
+    if plot is not None:  # the plotting modules load scipy and matplotlib: only when asked to draw
+        from ..run_plots import check_plot_file
+
+        check_plot_file(plot, force=force)  # before any work: never overwrite a file tomdistill did not write
+    lib = scenario_library(library, config)
+    with Store(store, readonly=True) as db:
+        run = db.require_run(name)
+        scenarios = run_scenarios(db, run, lib)
+        rows = summarize(db, run, scenarios)
+    if plot is not None:
+        from ..run_plots import plot_run_rates
+
+        plot_run_rates(run, scenarios, rows, plot)  # first: a run with nothing to draw fails before any output
+    if as_json:
+        ids = {s.id: s for s in scenarios}
+        print(json.dumps({
+            "run": {k: v for k, v in asdict(run).items() if k != "id"},  # id: the store's row number, not the run's
+            "scenarios": [asdict(r) | {"context": ids[r.scenario].context.id, "game": ids[r.scenario].game.id,
+                                       "valid_share": r.valid_share} for r in rows],
+        }, indent=2))
+    else:
+        console.print(f"model {run.model}  adapter {run.adapter or '-'}  settings {json.dumps(run.settings)}  seed {run.seed}")
+        if served := run.model_info.get("served_models"):  # names a server sent: shown as plain text
+            console.print(f"served by {', '.join(map(str, served))}", markup=False, highlight=False)
+        print_summary(ElicitSummary(run, sum(r.n for r in rows), 0, 0.0, rows))
+    if plot is not None:
+        from ..run_plots import numeric_rows
+
+        note = Console(stderr=True, soft_wrap=True) if as_json else console  # stdout holds only the JSON
+        note.print(f"wrote {plot}", markup=False, highlight=False)
+        if left := numeric_rows(rows):
+            note.print(f"left out of the plot (a mean amount, not a share of C): {', '.join(r.scenario for r in left)}",
+                       markup=False, highlight=False)
+
+
+def runs_export(
+    name: Annotated[str, typer.Argument(help="Run name.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="FILE.jsonl, FILE.parquet, or a folder for a datasets.Dataset.")],
+    store: StoreOption = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing FILE.jsonl / FILE.parquet (never a folder).")] = False,
+) -> None:
+    """Export every sample of a run (raw text, parse, seed, timing) to JSONL, Parquet or a datasets folder."""
+    from ..run_export import export_run
+    from ..store import Store
+
+    with Store(store, readonly=True) as db:
+        path = export_run(db, db.require_run(name), out, force=force)
+    console.print(f"wrote {path}")
+
+
+def reparse(
+    name: Annotated[str, typer.Argument(metavar="RUN", help="Run name.")],
+    store: StoreOption = None,
+    library: LibraryOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Parse a run's stored raw replies again with the current parser; no model is called."""
+    from ..run_reparse import reparse_run
+    from ..store import Store
+
+    lib = scenario_library(library, config)
+    with Store(store) as db:
+        result = reparse_run(db, db.require_run(name), lib)
+    console.print(
+        f"run {result.run}: {result.samples} samples re-parsed with parser v{result.parser_version}; "
+        f"{result.changed} changed; valid {result.valid_before} -> {result.valid_after}"
+    )
+    if result.stale:
+        console.print(f"{result.stale} samples answer an older wording of {result.stale_scenarios} scenarios; "
+                      "left as they are")
