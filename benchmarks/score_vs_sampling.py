@@ -31,7 +31,7 @@ import torch
 import transformers
 from scipy.stats import binomtest
 
-from tomdistill.elicit import score_candidates
+from tomdistill.ask import score_candidates
 from tomdistill.models.base import GenRequest, ModelOptions, SamplingSettings, ScoreRequest
 from tomdistill.models.registry import load_model
 from tomdistill.scenarios import load_library, render

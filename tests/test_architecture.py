@@ -4,7 +4,8 @@ functions stay short, the version is stated once.
 The import graph comes from grimp (import-linter's graph library), which reads every `import`
 statement of src/tomdistill statically, including ones inside functions; imports under
 `if TYPE_CHECKING:` are left out, as they never run. A circle is any module that can reach
-itself through direct imports.
+itself through its imports. Importing `a.b.c` runs `a/b/__init__.py` first, so an import of a
+submodule also counts as one of each package above it (those its importer is not inside already).
 """
 
 from __future__ import annotations
@@ -29,8 +30,23 @@ def graph() -> grimp.ImportGraph:
     return grimp.build_graph("tomdistill", exclude_type_checking_imports=True, cache_dir=None)
 
 
+def _ancestors(module: str) -> set[str]:
+    parts = module.split(".")
+    return {".".join(parts[:i]) for i in range(1, len(parts))}
+
+
+def import_edges(graph) -> dict[str, set[str]]:
+    """What importing each module runs: its direct imports and the packages above each of them."""
+    edges: dict[str, set[str]] = {}
+    for module in graph.modules:
+        edges[module] = set()
+        for imported in graph.find_modules_directly_imported_by(module):
+            edges[module] |= {imported} | (_ancestors(imported) - _ancestors(module) - {module})
+    return edges
+
+
 def test_no_import_circles(graph) -> None:
-    edges = {m: graph.find_modules_directly_imported_by(m) for m in graph.modules}
+    edges = import_edges(graph)
     assert len(edges) > 60  # the whole package was read
     try:
         graphlib.TopologicalSorter(edges).prepare()
@@ -46,6 +62,17 @@ def test_the_graph_sees_imports_inside_functions(graph) -> None:
     # elicit imports ask at the top; the CLI imports elicit inside a command (to start fast).
     assert graph.direct_import_exists(importer="tomdistill.elicit", imported="tomdistill.ask")
     assert graph.chain_exists(importer="tomdistill.pipeline", imported="tomdistill.ask")
+
+
+def test_an_import_of_a_submodule_runs_its_package() -> None:
+    """The circle this catches: x imports p.m, p/__init__ imports p.a, p.a imports x."""
+    graph = grimp.ImportGraph()
+    for importer, imported in (("pkg.x", "pkg.p.m"), ("pkg.p", "pkg.p.a"), ("pkg.p.a", "pkg.x")):
+        graph.add_import(importer=importer, imported=imported)
+    edges = import_edges(graph)
+    assert "pkg.p" in edges["pkg.x"] and "pkg.p" not in edges["pkg.p.a"]
+    with pytest.raises(graphlib.CycleError):
+        graphlib.TopologicalSorter(edges).prepare()
 
 
 def _long_functions(root: Path) -> list[str]:

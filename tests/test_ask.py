@@ -70,3 +70,15 @@ def test_elicitation_and_an_agent_read_the_same_distribution(store, library) -> 
     assert [d.probabilities for d in decided] == [stored[s.id] for s in scenarios]
     direct = dict(score_answers(model, [Question.of(s, "answer") for s in scenarios], 0.8))
     assert [direct[i].probs for i in range(3)] == [stored[s.id] for s in scenarios]
+
+
+def test_elicit_asks_an_adapter_folder_in_score_mode_by_default(tmp_path, capsys) -> None:
+    """A folder says how it is asked (here: an adapter, score mode) unless a flag says otherwise."""
+    folder = _adapter_folder(tmp_path)
+    db = tmp_path / "s.db"
+    for run, flags in (("default", []), ("sampled", ["--mode", "sample", "-n", "2"])):
+        assert main(["elicit", "--model", str(folder), "--run", run, "--scenario", "team/stag_hunt",
+                     "--store", str(db), *flags]) == 0, capsys.readouterr().err
+    with Store(db, readonly=True) as store:
+        assert [(r.name, r.mode, r.protocol) for r in store.runs()] == [("default", "score", "answer"),
+                                                                        ("sampled", "sample", "answer")]

@@ -234,10 +234,3 @@ def test_planted_key_absent_from_every_artifact_of_a_run(tmp_path, monkeypatch, 
         assert KEY.encode() not in path.read_bytes(), path
     assert KEY not in printed.out + printed.err
 
-
-def test_examples_default_toml_is_config_toml() -> None:
-    from tomdistill.config import config_toml
-
-    path = Path(__file__).parent.parent / "examples" / "default.toml"
-    assert path.read_text() == config_toml(load_config(None)), \
-        "regenerate it: tomdistill config show > examples/default.toml"

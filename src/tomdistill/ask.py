@@ -137,7 +137,8 @@ def _open_adapter(folder: Path, mode: Mode | None, options: ModelOptions) -> Ope
     student = adapter_student(folder)
     if student is None:
         raise TomdistillError(f"{folder}: adapter folder without {TRAIN_CONFIG}, so its base model is unknown; "
-                              "export it with `tomdistill export --student SPEC`")
+                              "give the student's spec as the model and this folder as its adapter "
+                              "(`--model SPEC --adapter FOLDER`), or export it with `tomdistill export --student SPEC`")
     model = load_model(student, replace(options.for_mode(mode or "score"), adapter=folder))
     return Opened(model, "adapter", str(folder), adapter=folder, label=folder.name, mode="score")
 

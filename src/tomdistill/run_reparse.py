@@ -1,4 +1,4 @@
-"""`tomdistill runs reparse`: parse a stored run's raw replies again, without calling a model.
+"""`tomdistill reparse`: parse a stored run's raw replies again, without calling a model.
 
 Parsing happens on write and again here on demand, so a better parser (a new PARSER_VERSION)
 updates old runs from their raw text alone.

@@ -1,10 +1,42 @@
 """Simulation-ready agents: load a distilled student (or any model), decide() in scenarios, export
 agent folders, and play populations of agents and fixed strategies against each other.
 
-Only the light parts are imported here; `export`, `play` and `play_report` load on use.
+Names are imported on first use (PEP 562), as in the package root: `ask` reads agent folders with
+`agents.manifest`, and importing that submodule runs this file, which must then not import
+`agent` (which imports `ask`) eagerly.
 """
 
-from .agent import Agent, AgentDecision
-from .strategies import STRATEGIES, Player, Strategy, strategy
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+#: Public name -> the module that defines it.
+_EXPORTS: dict[str, str] = {
+    "Agent": "tomdistill.agents.agent",
+    "AgentDecision": "tomdistill.agents.agent",
+    "STRATEGIES": "tomdistill.agents.strategies",
+    "Player": "tomdistill.agents.strategies",
+    "Strategy": "tomdistill.agents.strategies",
+    "strategy": "tomdistill.agents.strategies",
+}
 
 __all__ = ["STRATEGIES", "Agent", "AgentDecision", "Player", "Strategy", "strategy"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tomdistill.agents' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .agent import Agent, AgentDecision
+    from .strategies import STRATEGIES, Player, Strategy, strategy

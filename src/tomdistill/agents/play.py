@@ -23,9 +23,9 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from ..ask import source_kind
 from ..errors import TomdistillError
 from ..limits import check_size
 from ..models.base import ModelOptions, check_seed
@@ -34,7 +34,6 @@ from ..scenarios.render import PastRound
 from ..scenarios.spec import MatrixGame
 from ..store import Move, Play, Store
 from .agent import Agent
-from .manifest import AGENT_FILE
 from .strategies import STRATEGIES, Player, is_strategy, strategy
 
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
@@ -101,6 +100,14 @@ def check_playable(scenario: Scenario) -> MatrixGame:
     return game
 
 
+def _source_kind(source: str) -> str:
+    """ask.source_kind, with the strategies named too when `source` is none of its kinds."""
+    try:
+        return source_kind(source)
+    except TomdistillError as exc:
+        raise TomdistillError(f"unknown agent '{source}': not a strategy ({', '.join(STRATEGIES)}); {exc}") from None
+
+
 def load_players(
     refs: Sequence[str],
     *,
@@ -132,10 +139,7 @@ def load_players(
         for label, source in parsed:
             if is_strategy(source):
                 player: Player = strategy(source)
-            elif ":" not in source and not Path(source).exists():
-                raise TomdistillError(f"unknown agent '{source}': not a strategy ({', '.join(STRATEGIES)}), "
-                                      "not an existing agent folder, and not a model spec (provider:id)")
-            elif (Path(source) / AGENT_FILE).is_file():
+            elif _source_kind(source) == "agent":
                 player = Agent.load(source, options=options)
             else:
                 agent = Agent.load(source, mode=mode, protocol=protocol, options=options)

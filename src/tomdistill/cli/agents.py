@@ -9,9 +9,18 @@ import typer
 from rich.table import Table
 
 from ..errors import TomdistillError
-from ..models.base import DEFAULT_MAX_NEW_TOKENS, SEED_MAX, SEED_MIN, SamplingSettings
+from ..models.base import DEFAULT_MAX_NEW_TOKENS, SEED_MAX, SEED_MIN
 from ..signals import stop_exit_code, stop_word
-from .shared import LibraryOption, ModeChoice, ProtocolChoice, StoreOption, console, print_stopped, scenario_library
+from .shared import (
+    DEFAULT_SAMPLING,
+    LibraryOption,
+    ModeChoice,
+    ProtocolChoice,
+    StoreOption,
+    console,
+    print_stopped,
+    scenario_library,
+)
 
 if TYPE_CHECKING:  # annotations only: the agents package loads when a command runs
     from ..agents.play import PlayResult
@@ -21,7 +30,6 @@ if TYPE_CHECKING:  # annotations only: the agents package loads when a command r
 
 #: The sampling an agent gets when none is given: agents.agent.default_sampling returns these
 #: settings in either mode (a test checks it), so the help can quote them without importing agents.
-_DEFAULT_SAMPLING = SamplingSettings()
 
 
 def export(
@@ -65,7 +73,7 @@ def play(
     seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed; each move's seed derives from it, the match, the round and the seat.")] = 0,
     mode: Annotated[ModeChoice | None, typer.Option("--mode", help="Decision mode of agents given as model specs or adapter folders: 'sample' (generate + parse) or 'score' (probabilities, action drawn from them). Default: sample for specs, score for adapter folders. Exported agent folders decide as their agent.json says.")] = None,
     protocol: Annotated[ProtocolChoice | None, typer.Option("--protocol", "-p", help="Prompt protocol of agents given as model specs or adapter folders (default: answer). Exported agent folders use their own.")] = None,
-    temperature: Annotated[float | None, typer.Option(min=0, help=f"Sampling temperature of agents given as model specs or adapter folders (score mode: 0 takes the likeliest action). Default: {_DEFAULT_SAMPLING.temperature:g} in either mode.")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0, help=f"Sampling temperature of agents given as model specs or adapter folders (score mode: 0 takes the likeliest action). Default: {DEFAULT_SAMPLING.temperature:g} in either mode.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in sample mode, for agents given as model specs or adapter folders. Default: " + ", ".join(f"{n} for {p}" for p, n in DEFAULT_MAX_NEW_TOKENS.items()) + ".")] = None,
     attempts: Annotated[int, typer.Option(min=1, help="Times an unreadable reply is asked again (new seed) before a random move is used and flagged.")] = 3,
     base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL for openai: agents (key from $OPENAI_API_KEY).")] = None,

@@ -8,15 +8,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ..errors import TomdistillError
-from ..models.base import DEFAULT_MAX_NEW_TOKENS, SEED_MAX, SEED_MIN, BackendError, SamplingSettings
+from ..models.base import DEFAULT_MAX_NEW_TOKENS, SEED_MAX, SEED_MIN, BackendError, ModelOptions, SamplingSettings
+from ..models.registry import PROVIDER_TABLE
 from ..progress import progress_bar
 from ..signals import stop_exit_code, stop_word
 from .shared import (
+    DEFAULT_SAMPLING,
+    PROTOCOL_HELP,
     ConfigOption,
     LibraryOption,
     ModeChoice,
     ProtocolChoice,
-    ProtocolOption,
     StoreOption,
     console,
     print_stopped,
@@ -30,19 +32,22 @@ if TYPE_CHECKING:  # annotations only: these load the backends and the store whe
     from ..scenarios import Scenario
     from ..store import Store
 
-_DEFAULT_SAMPLING = SamplingSettings()
+_OPTIONS = ModelOptions()  # the backend defaults the flags below show
+MODEL_HELP = ("Model: a spec, " + "; ".join(p.usage for p in PROVIDER_TABLE if p.name != "mock")
+              + "; or a folder: an adapter from `tomdistill train` (put on the student it was trained on) "
+              "or an agent from `tomdistill export`. The planted teacher is a positive control, not a real teacher.")
 
 
 def elicit(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model spec: default:teacher, default:student, hf:FOLDER_OR_ID, openai:MODEL, or planted:default (the planted reference teacher: a known, game-aware behaviour used as a positive control, not a real teacher); or a folder: an adapter from `tomdistill train` (put on the student it was trained on) or an agent from `tomdistill export`.")],
+    model: Annotated[str, typer.Option("--model", "-m", help=MODEL_HELP)],
     run: Annotated[str, typer.Option("--run", "-r", help="Run name; re-running the same command continues it.")],
     split: Annotated[list[str] | None, typer.Option("--split", "-s", help="Scenarios of this split (repeatable). Default: train.")] = None,
     scenario: Annotated[list[str] | None, typer.Option("--scenario", help="One scenario id (repeatable); with --split, both are asked. Each scenario is asked once however often it is named.")] = None,
-    protocol: ProtocolOption = ProtocolChoice("answer"),
-    mode: Annotated[ModeChoice, typer.Option("--mode", help="'sample': N sampled replies per scenario; 'score': exact action probabilities from one forward pass (hf backends, or servers with top_logprobs).")] = ModeChoice("sample"),
+    protocol: Annotated[ProtocolChoice | None, typer.Option("--protocol", "-p", help=PROTOCOL_HELP + " Default: answer, or an agent folder's own.", show_default=False)] = None,
+    mode: Annotated[ModeChoice | None, typer.Option("--mode", help="'sample': N sampled replies per scenario; 'score': exact action probabilities from one forward pass (hf backends, or servers with top_logprobs). Default: sample for a spec, score for an adapter folder, an agent folder's own mode.", show_default=False)] = None,
     samples: Annotated[int, typer.Option("--samples", "-n", min=1, help="Replies per scenario in sample mode (the paper used 300); sampled motivations per scenario in score mode with --protocol reasoned.")] = 10,
-    temperature: Annotated[float, typer.Option(min=0, help="Sampling temperature; 0 is greedy.")] = _DEFAULT_SAMPLING.temperature,
-    top_p: Annotated[float, typer.Option("--top-p", min=0, max=1, help="Nucleus sampling threshold.")] = _DEFAULT_SAMPLING.top_p,
+    temperature: Annotated[float, typer.Option(min=0, help="Sampling temperature; 0 is greedy.")] = DEFAULT_SAMPLING.temperature,
+    top_p: Annotated[float, typer.Option("--top-p", min=0, max=1, help="Nucleus sampling threshold.")] = DEFAULT_SAMPLING.top_p,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in tokens. Default: " + ", ".join(f"{n} for {p}" for p, n in DEFAULT_MAX_NEW_TOKENS.items()) + ".")] = None,
     seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed; each sample's seed derives from it, the scenario and the index.")] = 0,
     adapter: Annotated[Path | None, typer.Option(help="PEFT LoRA adapter folder to put on an hf/default model.")] = None,
@@ -50,9 +55,9 @@ def elicit(
     # No number in this help: the hf backend picks the size from the device and the model's size
     # (models/hf.py default_batch_size), and a number copied here went stale once already.
     batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts per batch on hf backends. Default: chosen by the backend from the device and the model's size.")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once (openai: models).")] = 8,
-    max_retries: Annotated[int, typer.Option(min=0, help="Retries per request on 429/5xx/timeouts/garbled replies before the run stops (openai: models).")] = 6,
-    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = 120.0,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once (openai: models).")] = _OPTIONS.concurrency,
+    max_retries: Annotated[int, typer.Option(min=0, help="Retries per request on 429/5xx/timeouts/garbled replies before the run stops (openai: models).")] = _OPTIONS.max_retries,
+    timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = _OPTIONS.timeout_s,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 (hf backends). auto: float32 in score mode (exact to 0.005); in sample mode bfloat16 where the hardware runs it natively (GPUs that support it, CPUs with AVX512-BF16 or AMX), else float16 on GPUs and float32 on CPUs.")] = "auto",
     store: StoreOption = None,
@@ -69,9 +74,10 @@ def elicit(
     options = model_options(adapter=adapter, base_url=base_url, device=device, batch_size=batch_size,
                             concurrency=concurrency, timeout_s=timeout, max_retries=max_retries, dtype=dtype)
     with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
-        opened = open_model(model, mode=mode.value, options=options)  # type: ignore[arg-type]
-    backend = opened.model
-    summary = _elicit_into(store, backend, chosen, run=run, protocol=protocol.value, mode=mode.value, samples=samples,
+        opened = open_model(model, mode=mode.value if mode else None, options=options)  # type: ignore[arg-type]
+    # A folder says how it is asked (an adapter: score mode; an agent: its agent.json); flags win.
+    summary = _elicit_into(store, opened.model, chosen, run=run, mode=mode.value if mode else opened.mode or "sample",
+                           protocol=protocol.value if protocol else opened.protocol or "answer", samples=samples,
                            settings=settings, seed=seed, adapter=str(opened.adapter) if opened.adapter else None)
     print_summary(summary)
 

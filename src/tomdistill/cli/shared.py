@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from ..config import load_config
-from ..models.base import MODES
+from ..models.base import MODES, SamplingSettings
 from ..scenarios import PROTOCOLS, Library, load_library
 from ..store import DEFAULT_STORE, STORE_ENV
 
@@ -35,16 +35,12 @@ ConfigOption = Annotated[
 ]
 ProtocolChoice = Enum("ProtocolChoice", {p: p for p in PROTOCOLS}, type=str)  # type: ignore[misc]
 ModeChoice = Enum("ModeChoice", {m: m for m in MODES}, type=str)  # type: ignore[misc]
-ProtocolOption = Annotated[
-    ProtocolChoice,
-    typer.Option(
-        "--protocol",
-        "-p",
-        help="'answer': the decision alone; 'motivated': the decision, then a motivation; 'reasoned': a motivation "
-             "first, then the decision (with --mode score: the decision's exact distribution after each of "
-             "--samples sampled motivations, averaged per scenario).",
-    ),
-]
+PROTOCOL_HELP = ("'answer': the decision alone; 'motivated': the decision, then a motivation; 'reasoned': a motivation "
+                 "first, then the decision (with --mode score: the decision's exact distribution after each of "
+                 "--samples sampled motivations, averaged per scenario).")
+ProtocolOption = Annotated[ProtocolChoice, typer.Option("--protocol", "-p", help=PROTOCOL_HELP)]
+#: The sampling defaults the help texts quote (one object, so they cannot drift from the code's).
+DEFAULT_SAMPLING = SamplingSettings()
 StoreOption = Annotated[
     Path | None,
     typer.Option("--store", help=f"SQLite store file. Default: ${STORE_ENV}, else ./{DEFAULT_STORE}.", show_default=False),

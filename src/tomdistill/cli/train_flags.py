@@ -83,6 +83,8 @@ def _annotation(name: str, field: FieldInfo) -> Any:
     help_text = field.description or ""
     if name == "preset":
         help_text += " " + _describe_presets()
+    if kind == list[str]:
+        help_text += " Repeatable."
     # The app renders help as rich markup; descriptions are plain text written for the TOML file
     # and may hold brackets ("[train] table").
     help_text = escape(help_text)

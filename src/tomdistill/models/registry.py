@@ -58,8 +58,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
 
 def load_model(spec: str, options: ModelOptions | None = None) -> Model:
     """Build the backend for `spec`, importing its libraries now."""
-    provider = PROVIDERS[parse_spec(spec)[0]]
-    ident = spec.partition(":")[2]
+    name, ident = parse_spec(spec)
+    provider = PROVIDERS[name]
     if options is not None and options.adapter is not None:  # before seconds go into loading the base model
         check_adapter_dir(options.adapter)
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import DEFAULT_PRESET
 from ..dataset import DatasetManifest
 from .folders import TRAIN_CONFIG, TRAIN_LOG
 
@@ -25,7 +26,7 @@ in one-shot social dilemmas (tomdistill).
 | teacher run | `{manifest.teacher_run}` ({manifest.teacher_model}) |
 | data | {manifest.examples} examples ({per_split}); decisions {decisions} |
 | prompt protocol | `{manifest.prompt_protocol}`; reply format `{manifest.reply_format!r}` |
-| recipe | preset {c['preset'] or 'cpu'}: LoRA r {c['r']}, alpha {c['alpha']}, dropout {c['dropout']}, modules {', '.join(c['target_modules'])}; lr {c['learning_rate']}, epochs {c['epochs']}, batch {c['batch_size']} x accumulation {c['grad_accum']}, max length {c['max_length']}, seed {c['seed']}, bf16 {info['bf16']} |
+| recipe | preset {c['preset'] or DEFAULT_PRESET}: LoRA r {c['r']}, alpha {c['alpha']}, dropout {c['dropout']}, modules {', '.join(c['target_modules'])}; lr {c['learning_rate']}, epochs {c['epochs']}, batch {c['batch_size']} x accumulation {c['grad_accum']}, max length {c['max_length']}, seed {c['seed']}, bf16 {info['bf16']} |
 | training | {r['steps']} steps in {r['wall_s']} s; final loss {r['final_loss']} |
 | versions | {', '.join(f'{k} {v}' for k, v in info['versions'].items())} |
 
