@@ -120,6 +120,9 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, self.server.replies[action])
         if action == "hang":
             time.sleep(1.5)
+        elif action.startswith("slow:"):  # a reply that takes this many seconds, then is fine
+            time.sleep(float(action[5:]))
+            self.act("ok", seed, body)
         elif action == "close":
             self.close_connection = True  # read the request, answer nothing
         elif action in ("500", "503"):

@@ -465,3 +465,19 @@ def test_exhausted_retries_stop_the_run_and_the_rerun_resumes(serve, monkeypatch
     with Store(db) as store:
         samples = store.samples(store.require_run("s").id)
     assert len(samples) == 120 and len({(s.scenario, s.sample_index) for s in samples}) == 120
+
+
+def test_one_slow_request_delays_only_itself(serve, models, store, library) -> None:
+    """Elicitation streams: with one reply taking 10 s among 104 fast ones, every fast one is
+    stored before the slow one (ordered by the store's own row order, not by a clock)."""
+    from tomdistill.elicit import elicit, sample_seed
+
+    scenarios = library.scenarios("train") + library.scenarios("heldout_pgg")
+    slow_seed = sample_seed(0, scenarios[0].id, 0)  # the very first request sent
+    srv = serve(lambda seed, attempt: "slow:10" if seed == slow_seed else "ok")
+    model = models(srv.url, timeout_s=30, concurrency=8)
+    summary = elicit(store, model, scenarios, run_name="stream", samples=5)
+    assert summary.new == 105 and srv.actions["slow:10"] == 1
+    rows = store.samples(store.require_run("stream").id)
+    order = [s.seed for s in rows]  # Store.samples lists rows in insertion order (ORDER BY id)
+    assert order[-1] == slow_seed and len(order) == 105

@@ -202,11 +202,25 @@ def score_answers(model: Model, questions: Sequence[Question], temperature: floa
 def reason_then_score(model: Model, questions: Sequence[Question],
                       settings: SamplingSettings) -> Iterator[tuple[int, GenResult, ScoreResult]]:
     """Reason first: sample a motivation per question, then score the decision right after it
-    (the reply cut at its answer line, `reasoned_prefix`)."""
-    replies = {r.key: r for r in model.generate(_gen_requests(questions), settings)}
-    prefixes = [reasoned_prefix(replies[i].text, q.protocol) for i, q in enumerate(questions)]
-    for key, result in score_answers(model, questions, settings.temperature, prefixes):
-        yield key, replies[key], result
+    (the reply cut at its answer line, `reasoned_prefix`). Motivations are scored a batch at a
+    time as they arrive, so results stream out while later motivations are still being written."""
+    group = max(1, model.batch_size)
+    ready: list[GenResult] = []
+    for reply in model.generate(_gen_requests(questions), settings):
+        ready.append(reply)
+        if len(ready) >= group:
+            yield from _score_after(model, questions, settings, ready)
+            ready = []
+    yield from _score_after(model, questions, settings, ready)
+
+
+def _score_after(model: Model, questions: Sequence[Question], settings: SamplingSettings,
+                 replies: list[GenResult]) -> Iterator[tuple[int, GenResult, ScoreResult]]:
+    """The decision's distribution after each of `replies` (keys index `questions`)."""
+    asked = [questions[r.key] for r in replies]
+    prefixes = [reasoned_prefix(r.text, q.protocol) for r, q in zip(replies, asked)]
+    for i, result in score_answers(model, asked, settings.temperature, prefixes):
+        yield replies[i].key, replies[i], result
 
 
 def _gen_requests(questions: Sequence[Question]) -> list[GenRequest]:

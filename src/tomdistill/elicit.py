@@ -159,17 +159,17 @@ def elicit(
     started = time.perf_counter()
     if progress:
         progress(done, total)
-    step = max(1, model.batch_size) * 4  # hand the backend a few batches at a time
-    ask = _sample_chunk if mode == "sample" else _reasoned_chunk if reason_first(protocol) else _score_chunk
+    # The whole to-do list goes to the backend as one stream: a finished request frees its slot
+    # for the next at once (openai: a fixed number in flight; hf: the continuous-batching loop),
+    # so one slow reply delays only itself, and each sample is stored as it arrives.
+    ask = _sample_stream if mode == "sample" else _reasoned_stream if reason_first(protocol) else _score_stream
     new = 0
     try:
-        for start in range(0, len(todo), step):
-            chunk = todo[start : start + step]
-            for stored in ask(store, model, run, chunk, settings):
-                new += stored
-                done += stored
-                if progress:
-                    progress(done, total)
+        for stored in ask(store, model, run, todo, settings):
+            new += stored
+            done += stored
+            if progress:
+                progress(done, total)
     finally:  # also when the backend gives up: the samples stored so far came from these models
         _record_served_models(store, run, model)
     return ElicitSummary(
@@ -223,9 +223,9 @@ def _missing(store: Store, run: Run, scenarios: Sequence[Scenario], protocol: Pr
     return todo
 
 
-def _sample_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
-    for key, result, decision in sample_answers(model, [t.question for t in chunk], settings):
-        yield store.add_samples([_sampled(run, chunk[key], result, decision)])
+def _sample_stream(store: Store, model: Model, run: Run, todo: list[_Todo], settings: SamplingSettings):
+    for key, result, decision in sample_answers(model, [t.question for t in todo], settings):
+        yield store.add_samples([_sampled(run, todo[key], result, decision)])
 
 
 def _sampled(run: Run, t: _Todo, result: GenResult, decision: Decision) -> Sample:
@@ -253,14 +253,14 @@ def _scored_sample(run: Run, t: _Todo, result: ScoreResult, reasoning: GenResult
     )
 
 
-def _score_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
-    for key, result in score_answers(model, [t.question for t in chunk], settings.temperature):
-        yield store.add_samples([_scored_sample(run, chunk[key], result)])
+def _score_stream(store: Store, model: Model, run: Run, todo: list[_Todo], settings: SamplingSettings):
+    for key, result in score_answers(model, [t.question for t in todo], settings.temperature):
+        yield store.add_samples([_scored_sample(run, todo[key], result)])
 
 
-def _reasoned_chunk(store: Store, model: Model, run: Run, chunk: list[_Todo], settings: SamplingSettings):
+def _reasoned_stream(store: Store, model: Model, run: Run, todo: list[_Todo], settings: SamplingSettings):
     """Reason first: a sampled motivation per to-do item, then the decision's distribution right
     after it. Averaging these over a cell's motivations gives its exact reason-first P(action) up to
     the choice of motivations (far less noise than sampled answers)."""
-    for key, reply, result in reason_then_score(model, [t.question for t in chunk], settings):
-        yield store.add_samples([_scored_sample(run, chunk[key], result, reply)])
+    for key, reply, result in reason_then_score(model, [t.question for t in todo], settings):
+        yield store.add_samples([_scored_sample(run, todo[key], result, reply)])
