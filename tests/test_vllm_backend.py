@@ -120,6 +120,12 @@ def test_samples_of_one_prompt_go_as_one_seeded_request(fake_vllm) -> None:
     assert {r.key: r.text for r in model.generate(requests, settings)} == {k: r.text for k, r in results.items()}
 
 
+def test_a_replica_with_several_gpus_runs_tensor_parallel(fake_vllm) -> None:
+    load_model("vllm:some/model", ModelOptions(gpus_per_replica=2))
+    load_model("vllm:some/model")
+    assert [llm.kwargs["tensor_parallel_size"] for llm in fake_vllm.instances] == [2, 1]
+
+
 def test_greedy_requests_are_not_grouped(fake_vllm) -> None:
     model = load_model("vllm:some/model")
     list(model.generate([GenRequest("a", PD, 1), GenRequest("b", PD, 2)], SamplingSettings(temperature=0, max_new_tokens=5)))

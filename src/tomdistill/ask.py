@@ -39,16 +39,19 @@ from .situations import ChatMessage, Situation
 _OPTION_FIELDS = tuple(f.name for f in fields(ModelOptions))
 
 
-def model_options(settings: object = None, /, **values: Any) -> ModelOptions:
-    """The backend options named in `settings` (any object with some ModelOptions fields, e.g. a
-    config's teacher section) and in `values` (flags, keywords; they win), None meaning "not set".
+def model_options(*settings: object, **values: Any) -> ModelOptions:
+    """The backend options named in `settings` (objects with some ModelOptions fields, e.g. a
+    config's teacher section and its `ray` table; later ones win) and in `values` (flags,
+    keywords; they win over all), None meaning "not set".
 
     The one place options are built from settings, so a new backend option is added once. An
     unknown keyword is refused, naming it."""
     unknown = sorted(set(values) - set(_OPTION_FIELDS))
     if unknown:
         raise TypeError(f"unknown model option(s): {', '.join(unknown)}; known: {', '.join(_OPTION_FIELDS)}")
-    chosen = {name: getattr(settings, name) for name in _OPTION_FIELDS if hasattr(settings, name)}
+    chosen: dict[str, Any] = {}
+    for given in settings:
+        chosen |= {name: getattr(given, name) for name in _OPTION_FIELDS if hasattr(given, name)}
     chosen |= values
     chosen = {k: v for k, v in chosen.items() if v is not None}
     if "adapter" in chosen:

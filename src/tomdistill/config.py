@@ -140,6 +140,16 @@ DType = Literal["auto", "float32", "bfloat16", "float16"]
 EVAL_SPLITS = ["train", "heldout_context", "heldout_game", "heldout_pgg"]
 
 
+class RaySettings(BaseModel):
+    """Where a model runs: in this process, or as replicas (Ray actors) on a Ray cluster."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    replicas: int = Field(1, ge=1, description="Copies of the model, each a Ray actor; more than 1 (or an address) runs them on Ray (pip install 'tomdistill[ray]').")
+    ray_address: str | None = Field(None, description="Ray cluster to join (e.g. ray://head:10001, or auto on a cluster node); unset: a local Ray instance when replicas > 1.")
+    cpus_per_replica: float = Field(1.0, gt=0, description="CPU cores Ray reserves for each replica (its torch threads).")
+    gpus_per_replica: float = Field(0.0, ge=0, description="GPUs Ray reserves for each replica (e.g. 2 for a vLLM replica with tensor parallelism over 2 GPUs).")
+
+
 class TeacherConfig(BaseModel):
     """The large model whose answers are distilled: sampled with motivations (the training data),
     and scored exactly on every evaluation split (its reference decisions)."""
@@ -163,6 +173,7 @@ class TeacherConfig(BaseModel):
     batch_size: int | None = Field(None, ge=1, description="Prompts per batch on hf backends.")
     dtype: DType = Field("auto", description="hf backends: auto (float32 when scoring, else bf16 where the hardware has it), float32, bfloat16, float16.")
     concurrency: int = Field(8, ge=1, description="Requests in flight for openai: models.")
+    ray: RaySettings = Field(default_factory=RaySettings, description="Replicas on a Ray cluster (hf, default and vllm models).")
 
 
 class StudentConfig(BaseModel):
@@ -181,6 +192,7 @@ class StudentConfig(BaseModel):
     )
     batch_size: int | None = Field(None, ge=1, description="Prompts per batch.")
     dtype: DType = Field("auto", description="auto (float32 when scoring, else bf16 where the hardware has it), float32, bfloat16, float16.")
+    ray: RaySettings = Field(default_factory=RaySettings, description="Replicas on a Ray cluster.")
 
 
 class DatasetConfig(BaseModel):

@@ -185,7 +185,7 @@ class Pipeline:
 
         # An edited planted:FILE.toml is another teacher; other specs add nothing, so their keys stay as they were.
         edited = [fp] if (fp := spec_fingerprint(c.teacher.model)) else []
-        teacher = _key("teacher", c.teacher.model_dump(mode="json", exclude={"batch_size", "concurrency"}), c.seed,
+        teacher = _key("teacher", c.teacher.model_dump(mode="json", exclude={"batch_size", "concurrency", "ray"}), c.seed,
                        _prompts_key(self.scenarios(c.teacher.splits), c.teacher.protocol), *edited)
         # Scored runs depend on what scoring computes (its version) and the one comparison temperature.
         scoring = (SCORING_VERSION, c.evaluate.temperature)
@@ -194,7 +194,7 @@ class Pipeline:
         # The dataset carries the teacher's exact scores as soft-label targets, so it follows teacher_score too.
         dataset = _key("dataset", teacher, teacher_score, c.dataset.model_dump(), PARSER_VERSION, DATASET_VERSION)
         train = _key("train", dataset, c.student.model, c.train.model_dump(mode="json"))
-        base = _key("base", c.student.model_dump(mode="json", exclude={"batch_size"}), c.seed, scoring,
+        base = _key("base", c.student.model_dump(mode="json", exclude={"batch_size", "ray"}), c.seed, scoring,
                     _prompts_key(self.scenarios(c.evaluate.splits), c.student.protocol))
         student = _key("student", base, train)
         evaluate = _key("evaluate", teacher_score, base, student, c.evaluate.model_dump(), c.seed)
@@ -259,7 +259,7 @@ class Pipeline:
                 store.delete_run(run)
         scenarios = self.scenarios(splits)
         spec, protocol, samples = section.model, section.protocol, section.samples
-        model = open_model(spec, mode=mode, options=model_options(section, adapter=adapter)).model  # type: ignore[arg-type]
+        model = open_model(spec, mode=mode, options=model_options(section, section.ray, adapter=adapter)).model  # type: ignore[arg-type]
         try:
             with Store(self.paths["store"]) as store, progress_bar(f"{role}: {spec}") as progress:
                 summary = elicit(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..config import RaySettings
 from ..errors import TomdistillError
 from ..models.base import DEFAULT_MAX_NEW_TOKENS, SEED_MAX, SEED_MIN, BackendError, ModelOptions, SamplingSettings
 from ..models.registry import PROVIDER_TABLE
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # annotations only: these load the backends and the store whe
     from ..store import Store
 
 _OPTIONS = ModelOptions()  # the backend defaults the flags below show
+_RAY = RaySettings.model_fields  # the Ray flags' help and defaults, from the config's one description
 MODEL_HELP = ("Model: a spec, " + "; ".join(p.usage for p in PROVIDER_TABLE if p.name != "mock")
               + "; or a folder: an adapter from `tomdistill train` (put on the student it was trained on) "
               "or an agent from `tomdistill export`. The planted teacher is a positive control, not a real teacher.")
@@ -60,6 +62,10 @@ def elicit(
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = _OPTIONS.timeout_s,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 (hf backends). auto: float32 in score mode (exact to 0.005); in sample mode bfloat16 where the hardware runs it natively (GPUs that support it, CPUs with AVX512-BF16 or AMX), else float16 on GPUs and float32 on CPUs.")] = "auto",
+    replicas: Annotated[int, typer.Option(min=1, help=_RAY["replicas"].description)] = _RAY["replicas"].default,
+    ray_address: Annotated[str | None, typer.Option(help=_RAY["ray_address"].description)] = None,
+    cpus_per_replica: Annotated[float, typer.Option(min=0.01, help=_RAY["cpus_per_replica"].description)] = _RAY["cpus_per_replica"].default,
+    gpus_per_replica: Annotated[float, typer.Option(min=0, help=_RAY["gpus_per_replica"].description)] = _RAY["gpus_per_replica"].default,
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
@@ -72,7 +78,9 @@ def elicit(
     chosen = lib.select(scenario or (), split or (() if scenario else ["train"]))
     settings = SamplingSettings(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
     options = model_options(adapter=adapter, base_url=base_url, device=device, batch_size=batch_size,
-                            concurrency=concurrency, timeout_s=timeout, max_retries=max_retries, dtype=dtype)
+                            concurrency=concurrency, timeout_s=timeout, max_retries=max_retries, dtype=dtype,
+                            replicas=replicas, ray_address=ray_address, cpus_per_replica=cpus_per_replica,
+                            gpus_per_replica=gpus_per_replica)
     with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
         opened = open_model(model, mode=mode.value if mode else None, options=options)  # type: ignore[arg-type]
     # A folder says how it is asked (an adapter: score mode; an agent: its agent.json); flags win.

@@ -55,7 +55,17 @@ class ModelOptions:
     concurrency: int = 8
     timeout_s: float = 120.0
     max_retries: int = 6
+    #: Replicas of the backend as Ray actors (models/ray_pool.py); 1 and no address: this process.
+    replicas: int = 1
+    ray_address: str | None = None  # a Ray cluster ("ray://host:10001", "auto"); None: a local instance
+    cpus_per_replica: float = 1.0
+    gpus_per_replica: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def on_ray(self) -> bool:
+        """Whether the backend runs as replicas on Ray rather than in this process."""
+        return self.replicas > 1 or self.ray_address is not None
 
     def for_mode(self, mode: str) -> ModelOptions:
         """These options for decision `mode`: score mode runs local models in float32 unless a dtype

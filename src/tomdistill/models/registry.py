@@ -62,6 +62,10 @@ def load_model(spec: str, options: ModelOptions | None = None) -> Model:
     provider = PROVIDERS[name]
     if options is not None and options.adapter is not None:  # before seconds go into loading the base model
         check_adapter_dir(options.adapter)
+    if options is not None and options.on_ray:  # replicas of this same spec, each built by load_model
+        from .ray_pool import RayPool
+
+        return RayPool(spec, options)
     try:
         module = importlib.import_module(provider.module)
         # Some backends import their library only when built, so their logic can be unit-tested without it.

@@ -69,11 +69,14 @@ class VLLMModel(Model):
         import vllm
 
         self._vllm = vllm
-        self.llm = vllm.LLM(model=self.path, dtype=options.dtype or "auto", enable_prefix_caching=True, seed=0)
+        # A replica that Ray gave several GPUs (gpus_per_replica) spreads the model over them.
+        self.tensor_parallel = max(1, int(options.gpus_per_replica))
+        self.llm = vllm.LLM(model=self.path, dtype=options.dtype or "auto", enable_prefix_caching=True, seed=0,
+                            tensor_parallel_size=self.tensor_parallel)
 
     def info(self) -> ModelInfo:
         return ModelInfo(self.spec, "vllm", {"path": self.path, "vllm": self._vllm.__version__,
-                                             "prefix_caching": True})
+                                             "prefix_caching": True, "tensor_parallel": self.tensor_parallel})
 
     def generate(self, requests: Sequence[GenRequest], settings: SamplingSettings) -> Iterator[GenResult]:
         # Greedy samples of one prompt are all the same: n > 1 would buy nothing.
