@@ -481,3 +481,22 @@ def test_one_slow_request_delays_only_itself(serve, models, store, library) -> N
     rows = store.samples(store.require_run("stream").id)
     order = [s.seed for s in rows]  # Store.samples lists rows in insertion order (ORDER BY id)
     assert order[-1] == slow_seed and len(order) == 105
+
+
+def test_several_servers_share_the_requests_and_retries_go_elsewhere(serve, store, library) -> None:
+    """Two servers of one model: both answer; one that fails every first attempt has its retries
+    sent to the other, so the run needs no more tries than one retry per failure."""
+    from tomdistill.ask import model_options
+    from tomdistill.elicit import elicit
+
+    healthy = serve()
+    flaky = serve(lambda seed, attempt: "503")
+    options = model_options(base_url=[healthy.url, flaky.url], concurrency=4, timeout_s=5, max_retries=1)
+    model = load_model("openai:fake-model", options)
+    try:
+        assert model.batch_size == 8 and model.info().details["base_urls"] == [healthy.url, flaky.url]
+        summary = elicit(store, model, library.scenarios("train")[:10], run_name="two", samples=4)
+    finally:
+        model.close()
+    assert summary.new == 40 and sum(healthy.actions.values()) == 40
+    assert flaky.actions["503"] == summary.retries > 0  # each request the flaky one failed was retried once, elsewhere

@@ -41,7 +41,7 @@ class _FakeRay:
                 @staticmethod
                 def remote(*args):
                     fake.reserved.append((num_cpus, num_gpus))
-                    return _Actor(fake, len(fake.reserved) - 1, cls(*args[:2], None))
+                    return _Actor(fake, len(fake.reserved) - 1, cls(*args[:3], None))
             return Handle
         return wrap
 

@@ -56,6 +56,10 @@ def model_options(*settings: object, **values: Any) -> ModelOptions:
     chosen = {k: v for k, v in chosen.items() if v is not None}
     if "adapter" in chosen:
         chosen["adapter"] = Path(chosen["adapter"])
+    if isinstance(chosen.get("base_url"), list | tuple):  # several servers (a repeated --base-url)
+        chosen["base_url"] = tuple(chosen["base_url"]) or None
+        if chosen["base_url"] is None:
+            del chosen["base_url"]
     return ModelOptions(**chosen)
 
 

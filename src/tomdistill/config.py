@@ -156,7 +156,7 @@ class TeacherConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
     model: str = Field("default:teacher", description="Model spec: default:teacher, hf:FOLDER, openai:MODEL, ...; planted:default is a positive control with a known behaviour (docs/planted.md).")
-    base_url: str | None = Field(None, description="Server URL for openai: models (the key comes from OPENAI_API_KEY).")
+    base_url: str | list[str] | None = Field(None, description="Server URL for openai: models (the key comes from OPENAI_API_KEY); a list of servers of the same model shares the requests, each to the least busy.")
     protocol: Literal["answer", "motivated"] = Field("motivated", description="How the teacher is asked.")
     samples: int = Field(4, ge=1, description="Sampled answers (with motivations) per scenario for the dataset "
                                                 "(the paper used 300); also per evaluation scenario when the "

@@ -76,7 +76,7 @@ def play(
     temperature: Annotated[float | None, typer.Option(min=0, help=f"Sampling temperature of agents given as model specs or adapter folders (score mode: 0 takes the likeliest action). Default: {DEFAULT_SAMPLING.temperature:g} in either mode.")] = None,
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in sample mode, for agents given as model specs or adapter folders. Default: " + ", ".join(f"{n} for {p}" for p, n in DEFAULT_MAX_NEW_TOKENS.items()) + ".")] = None,
     attempts: Annotated[int, typer.Option(min=1, help="Times an unreadable reply is asked again (new seed) before a random move is used and flagged.")] = 3,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL for openai: agents (key from $OPENAI_API_KEY).")] = None,
+    base_url: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL for openai: agents (key from $OPENAI_API_KEY); repeat it for several servers of one model.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts per batch on local models.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... for local models. Default: cuda when available.")] = None,
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 for local models.")] = "auto",

@@ -53,11 +53,11 @@ def elicit(
     max_new_tokens: Annotated[int | None, typer.Option(min=1, help="Longest reply in tokens. Default: " + ", ".join(f"{n} for {p}" for p, n in DEFAULT_MAX_NEW_TOKENS.items()) + ".")] = None,
     seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed; each sample's seed derives from it, the scenario and the index.")] = 0,
     adapter: Annotated[Path | None, typer.Option(help="PEFT LoRA adapter folder to put on an hf/default model.")] = None,
-    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL (openai: models). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
+    base_url: Annotated[list[str] | None, typer.Option(help="OpenAI-compatible server URL (openai: models); repeat it for several servers of the same model, which share the requests (--concurrency each). Default: $OPENAI_BASE_URL. The key is read from $OPENAI_API_KEY only.")] = None,
     # No number in this help: the hf backend picks the size from the device and the model's size
     # (models/hf.py default_batch_size), and a number copied here went stale once already.
     batch_size: Annotated[int | None, typer.Option(min=1, help="Prompts per batch on hf backends. Default: chosen by the backend from the device and the model's size.")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once (openai: models).")] = _OPTIONS.concurrency,
+    concurrency: Annotated[int, typer.Option(min=1, help="Requests in flight at once, per server (openai: models).")] = _OPTIONS.concurrency,
     max_retries: Annotated[int, typer.Option(min=0, help="Retries per request on 429/5xx/timeouts/garbled replies before the run stops (openai: models).")] = _OPTIONS.max_retries,
     timeout: Annotated[float, typer.Option(min=0.1, help="Seconds before one request times out (openai: models).")] = _OPTIONS.timeout_s,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, cuda:1 ... Default: cuda when available.")] = None,

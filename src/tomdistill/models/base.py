@@ -48,7 +48,7 @@ class ModelOptions:
     """Backend options from the command line or config; each backend reads the ones it knows."""
 
     adapter: Path | None = None
-    base_url: str | None = None
+    base_url: str | tuple[str, ...] | None = None  # several: servers of one model that share the requests
     device: str | None = None
     dtype: str | None = None  # auto (None), float32, bfloat16, float16: hf backends only
     batch_size: int | None = None

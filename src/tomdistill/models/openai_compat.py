@@ -248,9 +248,14 @@ class OpenAIModel(Model):
     def __init__(self, model_id: str, options: ModelOptions) -> None:
         self.model_id = model_id
         self.spec = f"openai:{model_id}"
-        self.base_url = checked_base_url(options.base_url)
-        self.batch_size = max(1, options.concurrency)
+        given = (options.base_url,) if isinstance(options.base_url, str | None) else tuple(options.base_url)
+        #: Several servers of one model share the requests: each goes to the least busy one.
+        self.base_urls = tuple(dict.fromkeys(checked_base_url(url) for url in given))
+        self.base_url = self.base_urls[0]  # named in messages that are about the model, not one server
+        # `concurrency` is per server: requests in flight in all are that times the servers.
+        self.batch_size = max(1, options.concurrency) * len(self.base_urls)
         self.concurrency = self.batch_size
+        self._busy: Counter[str] = Counter()
         self.timeout_s = options.timeout_s
         self.max_retries = max(0, options.max_retries)
         #: Retries over the model's life, in total and by reason, for the engine's report.
@@ -272,8 +277,8 @@ class OpenAIModel(Model):
         return f"OpenAIModel({self.model_id!r}, base_url={self.base_url!r})"
 
     def info(self) -> ModelInfo:
-        return ModelInfo(self.spec, "openai", {"base_url": self.base_url, "model": self.model_id,
-                                               "prefix_mode": self.prefix_mode})
+        servers = {"base_url": self.base_url} | ({"base_urls": list(self.base_urls)} if len(self.base_urls) > 1 else {})
+        return ModelInfo(self.spec, "openai", servers | {"model": self.model_id, "prefix_mode": self.prefix_mode})
 
     # -- public API -------------------------------------------------------------------------
 
@@ -461,14 +466,15 @@ class OpenAIModel(Model):
         """POST one completion with retries; `read` turns the parsed reply into the result, or
         raises _Garbled, which is retried like a 5xx."""
         assert self._client is not None and self._sem is not None
-        url = f"{self.base_url}/chat/completions"
-        reason = ""
+        reason, server = "", self.base_url
         for attempt in range(self.max_retries + 1):
             wait: float | None = None
             async with self._sem:  # released during backoff, so a sleeping retry frees its slot
+                server = self._pick_server(avoid=server if attempt else None)
+                self._busy[server] += 1
                 try:
                     async with asyncio.timeout(self.timeout_s):  # total bound, not per read
-                        resp = await self._client.post(url, json=body)
+                        resp = await self._client.post(f"{server}/chat/completions", json=body)
                 except (TimeoutError, httpx.TimeoutException):
                     reason = "timeout"
                 except httpx.RequestError as exc:  # transport faults, and bodies that fail to decode (bad gzip)
@@ -478,7 +484,7 @@ class OpenAIModel(Model):
                     if status in _RETRY_STATUS or status >= 500:
                         reason, wait = f"HTTP {status}", _retry_after(resp)
                     elif not resp.is_success:
-                        raise ClientError(self._client_error(resp), status)
+                        raise ClientError(self._client_error(resp, server), status)
                     else:
                         try:
                             data = _reply_json(resp)
@@ -488,17 +494,24 @@ class OpenAIModel(Model):
                         else:
                             self._count_served(data)
                             return result
+                finally:
+                    self._busy[server] -= 1
             if attempt == self.max_retries:
                 break
             self.retries += 1
             self.retry_reasons[reason] += 1
             if wait is None:
                 wait = min(BACKOFF_CAP_S, BACKOFF_BASE_S * BACKOFF_FACTOR**attempt) + random.uniform(0, 0.1)
-            log.debug("%s: %s, retry %d in %.2f s", self.base_url, reason, attempt + 1, wait)
+            log.debug("%s: %s, retry %d in %.2f s", server, reason, attempt + 1, wait)
             await asyncio.sleep(wait)
         raise BackendError(
-            f"{self.base_url}: no usable reply after {self.max_retries + 1} tries; last error: {reason}"
+            f"{server}: no usable reply after {self.max_retries + 1} tries; last error: {reason}"
         )
+
+    def _pick_server(self, avoid: str | None) -> str:
+        """The server with the fewest requests in flight; a retry prefers another than the one that
+        just failed it. (All on the loop thread: no lock needed.)"""
+        return min(self.base_urls, key=lambda url: (url == avoid, self._busy[url]))
 
     def _count_served(self, data: dict[str, Any]) -> None:
         # Informational only: a name that is no short printable string is left out, not retried.
@@ -506,7 +519,7 @@ class OpenAIModel(Model):
         if isinstance(name, str) and 0 < len(name) <= MAX_MODEL_NAME and name.isprintable():
             self.served_models[name] += 1
 
-    def _client_error(self, resp: httpx.Response) -> str:
+    def _client_error(self, resp: httpx.Response, server: str) -> str:
         """A one-line message for a non-retryable HTTP error, with the server's own explanation."""
         try:
             detail = resp.json()
@@ -517,7 +530,7 @@ class OpenAIModel(Model):
         text = self._redact(" ".join(str(detail).split()))
         text = text if len(text) <= 300 else text[:297] + "..."
         hint = " (check OPENAI_API_KEY)" if resp.status_code in (401, 403) else ""
-        return f"{self.base_url}: HTTP {resp.status_code}{hint}: {text}"
+        return f"{server}: HTTP {resp.status_code}{hint}: {text}"
 
     def _redact(self, text: str) -> str:
         # Some servers echo the key they rejected; never let it reach a message or log.

@@ -19,6 +19,9 @@ from typing import Any
 from ..errors import TomdistillError
 from .base import GenRequest, GenResult, Model, ModelInfo, ModelOptions, SamplingSettings, ScoreRequest, ScoreResult
 
+#: What builds a replica's backend: the registry's load_model, handed in (Ray ships it to the
+#: actors by reference) so that this module does not import the registry that imports it.
+Builder = Callable[[str, ModelOptions], Model]
 #: Pieces queued per replica: one running, one ready, so a replica never waits on the driver.
 IN_FLIGHT_PER_REPLICA = 2
 
@@ -26,14 +29,12 @@ IN_FLIGHT_PER_REPLICA = 2
 class _Replica:
     """One backend inside a Ray actor (the class is wrapped with ray.remote when a pool is built)."""
 
-    def __init__(self, spec: str, options: ModelOptions, threads: int | None) -> None:
+    def __init__(self, build: Builder, spec: str, options: ModelOptions, threads: int | None) -> None:
         if threads:  # replicas sharing a machine split its cores instead of each taking all of them
             import torch
 
             torch.set_num_threads(threads)
-        from .registry import load_model
-
-        self.model = load_model(spec, options)
+        self.model = build(spec, options)
 
     def describe(self) -> tuple[ModelInfo, int]:
         return self.model.info(), self.model.batch_size
@@ -57,10 +58,10 @@ def _ray() -> Any:
 
 
 class RayPool(Model):
-    """`options.replicas` replicas of the backend for `spec`, on the Ray cluster at
-    `options.ray_address` (a local instance when None)."""
+    """`options.replicas` replicas of the backend for `spec` (each made by `build`), on the Ray
+    cluster at `options.ray_address` (a local instance when None)."""
 
-    def __init__(self, spec: str, options: ModelOptions) -> None:
+    def __init__(self, spec: str, options: ModelOptions, build: Builder) -> None:
         ray = self._ray = _ray()
         if not ray.is_initialized():
             ray.init(address=options.ray_address, include_dashboard=False, log_to_driver=False)
@@ -68,7 +69,7 @@ class RayPool(Model):
         inner = replace(options, replicas=1, ray_address=None)
         cpus = max(1.0, options.cpus_per_replica)
         remote = ray.remote(num_cpus=cpus, num_gpus=options.gpus_per_replica)(_Replica)
-        self._actors = [remote.remote(spec, inner, int(cpus)) for _ in range(options.replicas)]
+        self._actors = [remote.remote(build, spec, inner, int(cpus)) for _ in range(options.replicas)]
         described = [self._get(a.describe.remote()) for a in self._actors]
         self._info, batch = described[0][0], described[0][1]
         self.batch_size = batch * len(self._actors)

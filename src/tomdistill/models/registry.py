@@ -65,7 +65,7 @@ def load_model(spec: str, options: ModelOptions | None = None) -> Model:
     if options is not None and options.on_ray:  # replicas of this same spec, each built by load_model
         from .ray_pool import RayPool
 
-        return RayPool(spec, options)
+        return RayPool(spec, options, build=load_model)
     try:
         module = importlib.import_module(provider.module)
         # Some backends import their library only when built, so their logic can be unit-tested without it.
