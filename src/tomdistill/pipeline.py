@@ -31,6 +31,7 @@ from typing import Any
 from .config import Config, StudentConfig, TeacherConfig
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
+from .memory import PeakMemory
 from .models.base import SamplingSettings
 from .outdirs import Legacy, check_dir, claim_dir, holds_only, replace_owned_dir
 from .progress import progress_bar
@@ -236,13 +237,15 @@ class Pipeline:
         self.force.update(s for s in later if self.state.get(s, {}).get("key") == self.keys[s])
         self.log(f"[{stage}] running (key {self.keys[stage]})")
         started = time.perf_counter()
-        details = work()
+        with PeakMemory() as memory:  # this stage's own peak: ru_maxrss would carry earlier stages' peaks
+            details = work()
         seconds = round(time.perf_counter() - started, 1)
         finished = time.strftime("%Y-%m-%dT%H:%M:%S")
+        details = details | {"peak_rss_mib": memory.mib}
         self.state[stage] = {"key": self.keys[stage], "seconds": seconds, "finished": finished, "details": details}
         self._save_state()
         self.records[stage] = StageRecord(self.keys[stage], seconds, finished, False, details)
-        self.log(f"[{stage}] done in {seconds} s")
+        self.log(f"[{stage}] done in {seconds} s, peak {memory.mib / 1024:.2f} GiB")
 
     # --- stages ------------------------------------------------------------------------------
 
