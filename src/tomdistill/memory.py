@@ -8,7 +8,11 @@ misses spikes shorter than that; stages allocate model weights and batches that 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import gc
 import threading
+from functools import cache
 from types import TracebackType
 
 import psutil
@@ -23,6 +27,28 @@ def _resident_bytes(process: psutil.Process) -> int:
         except psutil.Error:  # a child that ended between listing and reading
             pass
     return total
+
+
+@cache
+def _malloc_trim():
+    """glibc's malloc_trim, or None where the C library has none (musl, macOS, Windows)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return getattr(ctypes.CDLL(name), "malloc_trim", None) if name else None
+    except OSError:
+        return None
+
+
+def release_freed_memory() -> None:
+    """Hand memory that Python and torch have freed back to the operating system.
+
+    glibc keeps freed heap memory for reuse instead of returning it: after training the 135M
+    student in-process, 3.9 GiB stayed resident though 0.6 GiB was in use, and `malloc_trim`
+    returned the rest. Without this, one stage's freed memory sits under the next stage's peak."""
+    gc.collect()
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 class PeakMemory:

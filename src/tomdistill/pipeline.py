@@ -31,7 +31,7 @@ from typing import Any
 from .config import Config, StudentConfig, TeacherConfig
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
-from .memory import PeakMemory
+from .memory import PeakMemory, release_freed_memory
 from .models.base import SamplingSettings
 from .outdirs import Legacy, check_dir, claim_dir, holds_only, replace_owned_dir
 from .progress import progress_bar
@@ -239,6 +239,7 @@ class Pipeline:
         started = time.perf_counter()
         with PeakMemory() as memory:  # this stage's own peak: ru_maxrss would carry earlier stages' peaks
             details = work()
+        release_freed_memory()  # so that what this stage freed does not count toward the next one
         seconds = round(time.perf_counter() - started, 1)
         finished = time.strftime("%Y-%m-%dT%H:%M:%S")
         details = details | {"peak_rss_mib": memory.mib}
