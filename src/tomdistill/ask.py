@@ -53,13 +53,11 @@ def model_options(*settings: object, **values: Any) -> ModelOptions:
     for given in settings:
         chosen |= {name: getattr(given, name) for name in _OPTION_FIELDS if hasattr(given, name)}
     chosen |= values
-    chosen = {k: v for k, v in chosen.items() if v is not None}
+    if isinstance(chosen.get("base_url"), list):  # several servers (a repeated --base-url, a config list)
+        chosen["base_url"] = tuple(chosen["base_url"])
+    chosen = {k: v for k, v in chosen.items() if v is not None and v != ()}
     if "adapter" in chosen:
         chosen["adapter"] = Path(chosen["adapter"])
-    if isinstance(chosen.get("base_url"), list | tuple):  # several servers (a repeated --base-url)
-        chosen["base_url"] = tuple(chosen["base_url"]) or None
-        if chosen["base_url"] is None:
-            del chosen["base_url"]
     return ModelOptions(**chosen)
 
 
