@@ -151,7 +151,8 @@ def test_train_rejects_a_folder_that_is_not_a_dataset(tmp_path) -> None:
 
 @pytest.mark.e2e
 def test_cpu_loss_is_trls_loss(data_dir, tmp_path) -> None:
-    """Off GPU the trainer uses the model's own loss instead of TRL's fused head: same number."""
+    """Off GPU the trainer computes the causal-LM loss from the labelled positions only, instead of
+    TRL's fused head: the same number as TRL's loss and the model's own."""
     import torch
     import transformers
     from peft import LoraConfig
@@ -178,5 +179,10 @@ def test_cpu_loss_is_trls_loss(data_dir, tmp_path) -> None:
         items = (batch["labels"][:, 1:] != -100).sum()
         ours_n = trainer.compute_loss(trainer.model, dict(batch), num_items_in_batch=items)
         trls_n = super(TomdistillSFTTrainer, trainer).compute_loss(trainer.model, dict(batch), num_items_in_batch=items)
+        own = trainer.model(**dict(batch), use_cache=False).loss  # the model's own loss projects every position
+        _, outputs = trainer.compute_loss(trainer.model, dict(batch), return_outputs=True)
     assert float(ours) == pytest.approx(float(trls), rel=1e-4)
     assert float(ours_n) == pytest.approx(float(trls_n), rel=1e-4)
+    assert float(ours) == pytest.approx(float(own), rel=1e-4)
+    # The head saw only the positions whose next token is labelled, not the whole batch.
+    assert outputs.logits.shape[0] == int(items) < batch["labels"].numel() // 2
