@@ -286,7 +286,7 @@ def check_train(ctx: Context) -> StepResult:
         raise CheckFailed("training allocated nothing on the GPU")
     ctx.adapter = out
     gpu = f", GPU peak {peak:.0f} MiB" if peak else ""
-    return (f"{result.steps} steps on {result.examples} examples, {result.wall_s / result.steps:.2f} s/step, "
+    return (f"{result.steps} steps on {result.examples} examples in {result.wall_s} s (first step included), "
             f"loss {losses[0]:.3f} -> {losses[-1]:.3f}, bf16 {bf16}{gpu}"), data_out
 
 
