@@ -35,6 +35,8 @@ run() {
   echo "installed in $((SECONDS - started)) s"
   export PYTHONPATH="$SITE:$PWD/src"
   export PYTHONUNBUFFERED=1
+  # Nothing can be fetched there: no library should try (and wait on) the hub.
+  export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
   timeout "$LIMIT" "$PYTHON" benchmarks/gpu_check/check.py --bundle "$BUNDLE" "$@"
 }
 
