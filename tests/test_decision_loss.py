@@ -168,14 +168,17 @@ def test_paraphrases_retell_training_contexts_with_the_teacher_answer(store, lib
     assert not any(s.startswith("sports") for s in data["scenario"])
 
 
-def test_decision_logits_in_fp32_and_through_a_sharded_head() -> None:
-    from tomdistill.train.decision import decision_logits
+def test_candidate_logits_in_fp32_and_through_a_sharded_head() -> None:
+    from tomdistill.train.decision import candidate_logits
 
-    head = torch.nn.Linear(4, 6, bias=False).to(torch.bfloat16)
+    head = torch.nn.Linear(4, 6, bias=True).to(torch.bfloat16)
     hidden = torch.randn(2, 4, dtype=torch.bfloat16)
-    logits = decision_logits(head, hidden)
-    assert logits.dtype == torch.float32
-    assert torch.allclose(logits, hidden.float() @ head.weight.float().T)
+    ids = torch.tensor([[[1, 2], [3, -1]], [[0, -1], [5, 4]]])
+    logits = candidate_logits(head, hidden, ids)
+    full = hidden.float() @ head.weight.float().T + head.bias.float()
+    assert logits.dtype == torch.float32 and logits.shape == (2, 2, 2)
+    assert torch.allclose(logits[0, 0], full[0, [1, 2]]) and torch.allclose(logits[1, 1], full[1, [5, 4]])
+    assert torch.isinf(logits[0, 1, 1]) and torch.isinf(logits[1, 0, 1])  # padding
 
     class Sharded(torch.nn.Module):  # ZeRO-3 / FSDP: the weight outside forward is an empty shard
         def __init__(self) -> None:
@@ -185,11 +188,26 @@ def test_decision_logits_in_fp32_and_through_a_sharded_head() -> None:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             self.calls += 1
-            return torch.ones(x.shape[0], 6, dtype=torch.bfloat16)
+            return torch.arange(6, dtype=torch.bfloat16).repeat(x.shape[0], 1)
 
     sharded = Sharded()
-    out = decision_logits(sharded, hidden)
-    assert sharded.calls == 1 and out.dtype == torch.float32 and out.shape == (2, 6)
+    out = candidate_logits(sharded, hidden, ids)
+    assert sharded.calls == 1 and out.dtype == torch.float32 and out[1, 1].tolist() == [5.0, 4.0]
+
+
+def test_the_loss_from_candidate_logits_is_the_loss_over_the_whole_vocabulary() -> None:
+    """The softmax normaliser cancels in the renormalised action mass: the loss computed from the
+    candidates' logits alone equals the one from a log-softmax over all 50 tokens."""
+    from tomdistill.train.decision import candidate_logits, candidate_loss
+
+    torch.manual_seed(0)
+    head = torch.nn.Linear(8, 50, bias=False)
+    hidden = torch.randn(3, 8) * 3
+    ids = torch.tensor([[[1, 7], [3, -1]], [[10, -1], [20, 21]], [[5, 6], [8, 9]]])
+    target = torch.tensor([[0.3, 0.7], [1.0, 0.0], [0.5, 0.5]])
+    for t in (0.8, 1.0):
+        whole = decision_loss(head(hidden), ids, target, t)
+        assert float(candidate_loss(candidate_logits(head, hidden, ids), ids, target, t)) == pytest.approx(float(whole), rel=1e-5)
 
 
 def test_a_multi_token_action_or_packing_leaves_the_soft_loss_out() -> None:

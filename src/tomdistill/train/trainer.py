@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from trl import SFTTrainer
 
 from ..config import DecisionLoss
-from .decision import BATCH_KEYS, active_rows, decision_logits, decision_loss
+from .decision import BATCH_KEYS, active_rows, candidate_logits, candidate_loss
 
 
 class TomdistillSFTTrainer(SFTTrainer):
@@ -77,8 +77,9 @@ class TomdistillSFTTrainer(SFTTrainer):
         if len(rows) == 0:
             return hidden.sum() * 0.0  # keeps the graph (and DDP's gradient hooks) intact
         states = hidden[rows, extras["decision_positions"][rows]]
-        soft = decision_loss(decision_logits(head, states), extras["decision_token_ids"][rows],
-                             extras["decision_targets"][rows], self.decision_temperature)
+        ids = extras["decision_token_ids"][rows]
+        soft = candidate_loss(candidate_logits(head, states, ids), ids, extras["decision_targets"][rows],
+                              self.decision_temperature)
         self._decision_losses.append(float(soft.detach()))
         if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
             # Trainer divides by the accumulation steps only the losses it does not normalise itself.
