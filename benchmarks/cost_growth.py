@@ -24,7 +24,7 @@ are divided by the share of replies the parser can read. This is a lower bound f
 cost: it assumes each readable reply is a draw from the scored distribution (benchmark 2 shows
 parsed replies can differ from it, which only makes sampling worse).
 
-    python benchmarks/cost_growth.py                                   # both default models
+    python benchmarks/cost_growth.py --sizes-for default:teacher=10,100   # what benchmarks/README.md shows
     python benchmarks/cost_growth.py --models default:student --sizes 10,100
 
 Prints Markdown tables and writes benchmarks/results/cost_growth.json.
@@ -180,28 +180,40 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="default:student,default:teacher")
     parser.add_argument("--sizes", default="10,100,1000", help="Scenario counts, comma-separated.")
+    parser.add_argument("--sizes-for", action="append", default=[], metavar="MODEL=N,N",
+                        help="Other counts for one model (e.g. default:teacher=10,100: its 1,000 take ~50 min here).")
     parser.add_argument("--label-scenarios", type=int, default=8, help="Scenarios for the exact-label comparison.")
     parser.add_argument("--label-samples", type=int, default=32, help="Sampled answers per scenario to time one sample.")
     args = parser.parse_args()
-    sizes = sorted(int(s) for s in args.sizes.split(","))
+    sizes = {spec: _counts(args.sizes) for spec in args.models.split(",")}
+    sizes |= {spec: _counts(counts) for spec, _, counts in (item.partition("=") for item in args.sizes_for)}
 
     from tomdistill.scenarios import load_library
     from tomdistill.store import Store
 
-    result: dict[str, Any] = {"sizes": sizes, "growth": [], "label": []}
+    out = Path(__file__).parent / "results" / "cost_growth.json"
+    # Rows of models not run now stay from an earlier invocation, so models can run one at a time.
+    result: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"growth": [], "label": []}
+    for table in ("growth", "label"):
+        result[table] = [r for r in result[table] if r["model"] not in sizes]
     with tempfile.TemporaryDirectory() as tmp:
-        path = bulk_library(math.ceil(max(sizes + [args.label_scenarios]) / GAMES_PER_CONTEXT), Path(tmp) / "bulk.toml")
+        most = max(max(counts) for counts in sizes.values())
+        path = bulk_library(math.ceil(max(most, args.label_scenarios) / GAMES_PER_CONTEXT), Path(tmp) / "bulk.toml")
         bulk = load_library([path]).scenarios("bulk")
         store = Store(Path(tmp) / "cost.db")
         try:
-            for spec in args.models.split(","):
-                result["growth"] += growth_rows(spec, bulk, sizes, store)
+            for spec, counts in sizes.items():
+                result["growth"] += growth_rows(spec, bulk, counts, store)
                 result["label"].append(label_row(spec, bulk, args.label_scenarios, args.label_samples, store))
+                print(f"  {spec} label: {result['label'][-1]}", flush=True)
+                out.write_text(json.dumps(result, indent=2) + "\n")
         finally:
             store.close()
-    out = Path(__file__).parent / "results" / "cost_growth.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
     print_tables(result)
+
+
+def _counts(text: str) -> list[int]:
+    return sorted(int(n) for n in text.split(","))
 
 
 def print_tables(result: dict) -> None:
