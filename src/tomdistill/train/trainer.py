@@ -52,12 +52,14 @@ class TomdistillSFTTrainer(SFTTrainer):
             labels = None  # no token loss to compute
         head = self.accelerator.unwrap_model(model).get_output_embeddings()
         captured: list[torch.Tensor] = []
-        hook = head.register_forward_pre_hook(_project_only(labels, captured))
+        # Which positions predict a labelled token, computed once for the head's hook and the loss.
+        keep = None if labels is None else labels[:, 1:] != -100
+        hook = head.register_forward_pre_hook(_project_only(keep, captured))
         try:
             outputs = model(**inputs, use_cache=False)
         finally:
             hook.remove()
-        loss = None if labels is None else _labelled_loss(outputs.logits, labels, num_items_in_batch)
+        loss = None if labels is None else _labelled_loss(outputs.logits, labels[:, 1:][keep], num_items_in_batch)
         loss = self._token_loss(loss, num_items_in_batch)
         if self.decision_mode != "tokens" and extras:
             soft = self._decision_term(head, captured[-1], extras, num_items_in_batch)
@@ -95,23 +97,23 @@ class TomdistillSFTTrainer(SFTTrainer):
         super().log(logs, *args, **kwargs)
 
 
-def _project_only(labels: torch.Tensor | None, captured: list[torch.Tensor]) -> Any:
+def _project_only(keep: torch.Tensor | None, captured: list[torch.Tensor]) -> Any:
     """A forward pre-hook for the LM head: records its whole input (the decision term reads it)
-    and passes on only the positions whose next token is labelled (none when there are no labels)."""
+    and passes on only the positions `keep` marks, those whose next token is labelled (none when
+    there are no labels)."""
     def hook(module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
         hidden = args[0]
         captured.append(hidden)
-        if labels is None:
+        if keep is None:
             return (hidden[:, :0],) + args[1:]
-        return (hidden[:, :-1][labels[:, 1:] != -100],) + args[1:]
+        return (hidden[:, :-1][keep],) + args[1:]
     return hook
 
 
-def _labelled_loss(logits: torch.Tensor, labels: torch.Tensor, num_items_in_batch: Any) -> torch.Tensor:
+def _labelled_loss(logits: torch.Tensor, targets: torch.Tensor, num_items_in_batch: Any) -> torch.Tensor:
     """The causal-LM loss of transformers' `ForCausalLMLoss` from logits of the labelled positions
-    only (rows in the order `_project_only` selected them): float32 cross-entropy, summed over
-    `num_items_in_batch` when given (gradient accumulation), else the mean."""
-    targets = labels[:, 1:][labels[:, 1:] != -100]
+    only and their target tokens (in the order `_project_only` selected them): float32
+    cross-entropy, summed over `num_items_in_batch` when given (gradient accumulation), else the mean."""
     if num_items_in_batch is None:
         return F.cross_entropy(logits.float(), targets)
     return F.cross_entropy(logits.float(), targets, reduction="sum") / num_items_in_batch
