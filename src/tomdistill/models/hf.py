@@ -41,6 +41,8 @@ try:
 except ModuleNotFoundError as exc:  # the registry turns this into a pip hint
     raise ModuleNotFoundError(f"No module named '{exc.name}'", name=exc.name) from None
 
+from .cast_load import load_causal_lm  # noqa: E402  (needs torch, checked just above)
+
 
 def _forward_names() -> tuple[str, str]:
     """Keyword names for the KV cache and for 'last logits only', which transformers renamed in 5.x."""
@@ -102,7 +104,7 @@ class HFModel(Model):
             raise TomdistillError(f"{ident}: folder has no config.json; expected a transformers model folder")
         try:
             self.tokenizer = transformers.AutoTokenizer.from_pretrained(ident, padding_side="left")
-            model = transformers.AutoModelForCausalLM.from_pretrained(ident, dtype=self.dtype)
+            model = load_causal_lm(ident, self.dtype)
         except OSError as exc:
             raise TomdistillError(
                 f"hf:{ident}: cannot load the model ({str(exc).splitlines()[0]}); give a local folder, "

@@ -71,11 +71,12 @@ def build_trainer(path: str, data: Any, tokenizer: Any, config: TrainConfig, che
     import transformers
     from peft import LoraConfig
 
+    from ..models.cast_load import load_causal_lm
     from .callbacks import LossLog, RichProgress
     from .decision import DecisionCollator
     from .trainer import TomdistillSFTTrainer
 
-    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.bfloat16 if bf16 else torch.float32)
+    model = load_causal_lm(path, torch.bfloat16 if bf16 else torch.float32)
     peft_config = LoraConfig(
         r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout, target_modules=config.lora_targets(),
         task_type="CAUSAL_LM",
