@@ -10,6 +10,7 @@ of each scenario, side by side.
     python benchmarks/elicit_throughput.py --model default:student --scenarios 4 --per-scenario 12
     python benchmarks/elicit_throughput.py --model default:teacher --scenarios 4 --per-scenario 6
     python benchmarks/elicit_throughput.py --model default:student --scenarios 20 --per-scenario 1 --repeats 3
+    python benchmarks/elicit_throughput.py --model default:student --scenarios 53 --per-scenario 1 --repeats 2
 
 `--repeats N` runs every variant N times, interleaved, and reports the median and the range.
 
@@ -34,9 +35,9 @@ from tomdistill.scenarios import load_library, render
 
 
 def requests(n_scenarios: int, per_scenario: int) -> list[GenRequest]:
-    """`per_scenario` samples of each of the first `n_scenarios` train scenarios, side by side, in
-    the order `tomdistill elicit` asks for them."""
-    scenarios = load_library().scenarios("train")[:n_scenarios]
+    """`per_scenario` samples of each of the first `n_scenarios` scenarios (the train split first,
+    then the held-out ones), side by side, in the order `tomdistill elicit` asks for them."""
+    scenarios = sorted(load_library().scenarios(), key=lambda s: s.split != "train")[:n_scenarios]
     return [GenRequest((s.id, i), render(s, "motivated"), seed=i) for s in scenarios for i in range(per_scenario)]
 
 
@@ -93,7 +94,7 @@ def summarize(name: str, runs: list[dict], samples: int, base_runs: list[dict]) 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="default:student")
-    parser.add_argument("--scenarios", type=int, default=4, help="How many train scenarios (of 20).")
+    parser.add_argument("--scenarios", type=int, default=4, help="How many scenarios: the 20 train ones first, then held-out ones (53 in all).")
     parser.add_argument("--per-scenario", type=int, default=8, help="Samples per scenario.")
     parser.add_argument("--batch-size", type=int, default=None, help="hf backend batch (default: the backend's).")
     parser.add_argument("--max-new-tokens", type=int, default=64)

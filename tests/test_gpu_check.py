@@ -59,6 +59,7 @@ def test_pack_carries_what_the_device_lacks_at_the_versions_tomdistill_needs(pac
     assert hf["transformers"].specifier.contains(pins["transformers"])  # the device's 5.17 would not do
     assert not hf["transformers"].specifier.contains(pack.DEVICE_VERSIONS["transformers"])
     assert "gguf" not in hf  # only the conversion of default: models needs it
+    assert "tomdistill" not in hf and hf["datasets"].specifier.contains(pins["datasets"])  # via tomdistill[data]
 
 
 def test_requirement_check_flags_missing_and_out_of_range_and_skips_other_platforms(pack, tmp_path) -> None:

@@ -143,8 +143,21 @@ def wheel_requirements(wheel: Path) -> list[str]:
 def project_requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
     """tomdistill's core requirements and its `hf` extra, less what the check does not need."""
     project = tomllib.loads(pyproject.read_text())["project"]
-    listed = [*project["dependencies"], *project["optional-dependencies"]["hf"]]
+    listed = [*project["dependencies"], *extra_requirements(project["optional-dependencies"], "hf")]
     return [r for r in listed if canonicalize_name(Requirement(r).name) not in NOT_NEEDED]
+
+
+def extra_requirements(extras: dict[str, list[str]], name: str) -> list[str]:
+    """The lines of one extra, with the extras it names of tomdistill itself (`tomdistill[data]`) spelt out."""
+    lines = []
+    for line in extras[name]:
+        req = Requirement(line)
+        if canonicalize_name(req.name) == "tomdistill":
+            for inner in sorted(req.extras):
+                lines += extra_requirements(extras, inner)
+        else:
+            lines.append(line)
+    return lines
 
 
 def unmet_requirements(needs: dict[str, list[str]], carried: dict[str, str], target: Target) -> tuple[list[str], list[str]]:
