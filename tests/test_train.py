@@ -103,6 +103,11 @@ def test_lora_training_moves_the_student_and_keeps_the_base(data_dir, library, t
         assert (out / name).is_file(), name
     assert len((out / "training_log.jsonl").read_text().splitlines()) == 4
     assert "default:student" in (out / "README.md").read_text()
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(out / "README.md").data.to_dict()  # PEFT's metadata kept, the base named by Hub id
+    assert card["library_name"] == "peft" and card["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert json.loads((out / "adapter_config.json").read_text())["base_model_name_or_path"] == card["base_model"]
 
     before = _p_cooperate("default:student", library)
     after = _p_cooperate("default:student", library, adapter=out)
@@ -113,6 +118,7 @@ def test_lora_training_moves_the_student_and_keeps_the_base(data_dir, library, t
     from tomdistill.train import merge
 
     merged = merge(out, tmp_path / "merged")
+    assert ModelCard.load(merged / "README.md").data.to_dict()["base_model_relation"] == "merge"
     assert _p_cooperate(f"hf:{merged}", library) == pytest.approx(after, abs=1e-4)
 
 

@@ -356,9 +356,18 @@ class Pipeline:
         with Store(self.paths["store"]) as store:
             report = evaluate_runs(store, runs, self.library, bootstrap=self.config.evaluate.bootstrap, seed=self.config.seed)
         save_report(report, self.paths["eval"])
+        self._card_behaviour(report)
         return {split: {"gap_closed": r.gap_closed, "gap_closed_ci": r.gap_closed_ci,
                         "paper_improvement_mean": r.paper_improvement_mean, "cells": len(r.cells)}
                 for split, r in report.splits.items()}
+
+    def _card_behaviour(self, report: Any) -> None:
+        """The adapter's model card gains the behaviour summary this evaluation measured."""
+        from .agents.export import behaviour_from_eval, card_rows
+        from .train.card import refresh_adapter_card
+
+        rows = card_rows(behaviour_from_eval(report, self.paths["eval"]))
+        refresh_adapter_card(self.paths["adapter"], self.paths["dataset"], rows)
 
     def report(self) -> dict[str, Any]:
         from .evaluate import load_report

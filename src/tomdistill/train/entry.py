@@ -22,11 +22,12 @@ from ..config import TrainConfig
 from ..dataset import load_manifest, load_training_data, training_columns
 from ..errors import TomdistillError
 from ..models.base import check_adapter_dir
+from ..models.provenance import base_weights, card_block
 from ..models.registry import local_model_path
 from ..outdirs import check_dir, claim_dir
 from ..versions import package_versions
 from .build import build_trainer
-from .card import model_card
+from .card import write_adapter_card, write_merged_card
 from .folders import (
     ADAPTER_KIND,
     CHECKPOINTS,
@@ -113,7 +114,7 @@ def train(
                 "config": config.model_dump(), "bf16": bf16, "result": asdict(result), "train_output": output.metrics,
                 "versions": package_versions()}
         (out / TRAIN_CONFIG).write_text(json.dumps(info, indent=2, default=str))
-        (out / "README.md").write_text(model_card(info, manifest))
+        write_adapter_card(out, info, manifest, base_weights(student))
     return result
 
 
@@ -138,4 +139,5 @@ def merge(adapter: Path, out: Path, student: str | None = None) -> Path:
     transformers.AutoTokenizer.from_pretrained(str(adapter)).save_pretrained(str(out))
     if info_path.is_file():
         (out / MERGE_INFO).write_text(json.dumps({"student": student, "adapter": str(adapter)}, indent=2))
+    write_merged_card(out, student, adapter, base_weights(student), card_block(adapter))
     return out

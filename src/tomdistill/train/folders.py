@@ -28,7 +28,7 @@ _TOKENIZER_FILES = ("tokenizer*", "special_tokens_map.json", "vocab.json", "merg
                     "chat_template.jinja")
 ADAPTER_FILES = (TRAIN_CONFIG, TRAIN_LOG, CHECKPOINTS, "README.md", "adapter_config.json", "adapter_model.*",
                  "training_args.bin", *_TOKENIZER_FILES)
-MERGED_FILES = (MERGE_INFO, "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
+MERGED_FILES = (MERGE_INFO, "README.md", "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
                 "pytorch_model*.bin", "pytorch_model.bin.index.json", *_TOKENIZER_FILES)
 
 
@@ -55,7 +55,14 @@ def training_info(adapter: Path) -> Any:
 
 
 def adapter_student(adapter: Path) -> str | None:
-    """The student spec an adapter folder's train_config.json names; None when there is no such file."""
+    """The student spec to load an adapter folder on: from its model card's base block (the same
+    weights, found by hash, even on another machine; see models/provenance.py), else the spec its
+    train_config.json names (folders written before cards had it); None when neither exists."""
+    from ..models.provenance import card_base, resolve_base
+
+    base = card_base(adapter)
+    if base is not None:
+        return resolve_base(base, adapter / "README.md")
     info_path = adapter / TRAIN_CONFIG
     if not info_path.is_file():
         return None
