@@ -81,3 +81,28 @@ def test_refusals(store, library, tmp_path) -> None:
         build_dataset(store, run, library, tmp_path / "c", splits=("nope",))
     with pytest.raises(TomdistillError, match="not a tomdistill dataset folder"):
         load_manifest(tmp_path / "missing")
+
+
+def test_load_dataset_reads_every_column_and_llama_factory_is_registered(store, library, tmp_path) -> None:
+    import datasets
+    from huggingface_hub import DatasetCard
+
+    run = _teacher(store, library, library.scenarios("train")[:3])
+    folder = tmp_path / "ds"
+    manifest = build_dataset(store, run, library, folder)
+    ours = load_training_data(folder)
+    theirs = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "cache"))
+    assert theirs.column_names == ours.column_names  # every column, not just messages from train.jsonl
+    assert {"scenario", "split", "decision", "decision_target", "prompt", "completion", "messages"} <= set(theirs.column_names)
+    assert theirs.to_list() == ours.to_list()
+    card = DatasetCard.load(folder / "README.md").data.to_dict()
+    assert card["tomdistill"]["teacher_run"] == manifest.teacher_run
+    entry = json.loads((folder / "dataset_info.json").read_text())
+    (name, spec), = entry.items()
+    assert name.startswith("tomdistill_") and spec["file_name"] == "train.jsonl" and spec["formatting"] == "sharegpt"
+    first = json.loads((folder / "train.jsonl").read_text().splitlines()[0])
+    roles = {m[spec["tags"]["role_tag"]] for m in first[spec["columns"]["messages"]]}
+    assert roles <= {spec["tags"][t] for t in ("system_tag", "user_tag", "assistant_tag")}
+    # A rebuild replaces the folder it wrote, new files included.
+    build_dataset(store, run, library, folder)
+    assert (folder / "train.parquet").is_file()

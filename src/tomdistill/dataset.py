@@ -12,6 +12,8 @@ measures. Only scenarios of the chosen splits (default: `train`) go in; held-out
 do, whatever the teacher run holds. Output folder:
 
     train.jsonl      {"messages": [system, user, assistant]} per line (OpenAI fine-tuning, LLaMA-Factory)
+    train.parquet    every column below, which `datasets.load_dataset(folder)` reads through README.md
+    README.md        the dataset card; dataset_info.json: LLaMA-Factory's entry for train.jsonl
     hf/              a Hugging Face `datasets` folder: prompt / completion (TRL), messages, scenario, split,
                      decision_target (the teacher's P(action) for the soft-label loss, targets.py), ...
     manifest.json    teacher run, counts per scenario, dropped samples, parser version, reply format
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .augment import mapped_target, paraphrased, permuted
+from .dataset_card import CARD, LLAMA_FACTORY, PARQUET, write_hub_files
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
 from .outdirs import check_dir, holds_only, replace_owned_dir
@@ -231,7 +234,7 @@ def _by_scenario(examples: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
 
 
 #: What a dataset folder holds (see _write): an unmarked folder with anything else is not replaced.
-DATASET_FILES = ("train.jsonl", "hf", MANIFEST)
+DATASET_FILES = ("train.jsonl", "hf", MANIFEST, PARQUET, CARD, LLAMA_FACTORY)
 
 
 def is_dataset_folder(folder: Path) -> bool:
@@ -254,7 +257,9 @@ def _write(out: Path, examples: list[dict[str, Any]], manifest: DatasetManifest,
     with (out / "train.jsonl").open("w") as fh:
         for e in examples:
             fh.write(json.dumps({"messages": e["messages"]}, ensure_ascii=False) + "\n")
-    datasets.Dataset.from_list(examples).save_to_disk(str(out / "hf"))
+    table = datasets.Dataset.from_list(examples)
+    table.save_to_disk(str(out / "hf"))
+    write_hub_files(out, table, manifest)
     (out / MANIFEST).write_text(json.dumps(asdict(manifest), indent=2))
 
 
