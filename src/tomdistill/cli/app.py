@@ -16,7 +16,7 @@ import typer
 from ..errors import TomdistillError
 from ..signals import stop_exit_code, stop_word
 from ..versions import __version__
-from . import agents, config_show, elicit, evaluation, run, runs, scenarios, training
+from . import agents, config_show, elicit, evaluation, publish, run, runs, scenarios, training
 from .shared import console
 
 app = typer.Typer(
@@ -64,6 +64,7 @@ app.command()(runs.reparse)
 app.command()(training.dataset)
 app.command()(training.train)
 app.command()(training.merge)
+app.command()(publish.push)
 app.command()(evaluation.evaluate)
 app.command()(evaluation.report)
 
