@@ -20,6 +20,16 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def default_device() -> str:
+    """cuda when a GPU is there, else mps (Apple silicon's GPU), else cpu."""
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    return "mps" if mps is not None and mps.is_available() else "cpu"
+
+
 def prefer_bf16(device: str) -> bool:
     """Whether bf16 is the better default on `device` ("cpu", "cuda", "cuda:1", ...)."""
     import torch

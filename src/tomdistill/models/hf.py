@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TomdistillError
-from ..hardware import prefer_bf16
+from ..hardware import default_device, prefer_bf16
 from .base import (
     GenRequest,
     GenResult,
@@ -60,9 +60,7 @@ transformers.utils.logging.disable_progress_bar()
 
 
 def pick_device(requested: str | None) -> str:
-    if requested:
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
+    return requested or default_device()
 
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -70,15 +68,15 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 
 def pick_dtype(device: str, requested: str | None = None) -> torch.dtype:
     """The requested dtype, else bf16 where the hardware runs it natively (GPUs, CPUs with
-    AVX512-BF16/AMX: half the memory traffic, 2.4x faster generation here), fp16 on older GPUs,
-    fp32 on other CPUs."""
+    AVX512-BF16/AMX: half the memory traffic, 2.4x faster generation here), fp16 on older GPUs and
+    on Apple's mps (its bf16 depends on the macOS version), fp32 on other CPUs."""
     if requested and requested != "auto":
         if requested not in DTYPES:
             raise TomdistillError(f"unknown dtype '{requested}'; choose auto, {', '.join(DTYPES)}")
         return DTYPES[requested]
     if prefer_bf16(device):
         return torch.bfloat16
-    return torch.float16 if device.startswith("cuda") else torch.float32
+    return torch.float16 if device.startswith(("cuda", "mps")) else torch.float32
 
 
 def default_batch_size(device: str, parameters: int) -> int:

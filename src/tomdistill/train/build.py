@@ -28,8 +28,9 @@ def _checkpointing_keyword() -> str:
 
 def sft_args(config: TrainConfig, checkpoints: Path, bf16: bool) -> Any:
     """TRL's SFTConfig for this recipe."""
-    import torch
     from trl import SFTConfig
+
+    from ..hardware import default_device
 
     return SFTConfig(
         output_dir=str(checkpoints),
@@ -48,7 +49,7 @@ def sft_args(config: TrainConfig, checkpoints: Path, bf16: bool) -> Any:
         **{_checkpointing_keyword(): config.gradient_checkpointing},
         bf16=bf16,
         # Needed for bf16 on CPU; on a GPU machine (also under accelerate launch) it stays off.
-        use_cpu=not torch.cuda.is_available(),
+        use_cpu=default_device() == "cpu",  # transformers picks cuda or mps itself otherwise
         seed=config.seed,
         data_seed=config.seed,
         logging_steps=config.logging_steps,

@@ -57,13 +57,11 @@ def _last_checkpoint(folder: Path) -> Path | None:
 
 
 def _use_bf16(config: TrainConfig) -> bool:
-    import torch
-
-    from ..hardware import prefer_bf16
+    from ..hardware import default_device, prefer_bf16
 
     if config.bf16 is not None:
         return config.bf16
-    return prefer_bf16("cuda" if torch.cuda.is_available() else "cpu")
+    return prefer_bf16(default_device())
 
 
 def train(
