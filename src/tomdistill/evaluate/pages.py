@@ -19,11 +19,13 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+# td nowrap: a cell holds one short value ("48.0 (exact)", "99.9% [99.9, 100.0]"); in a table that fills
+# the page (many rows with long cell names), the browser broke it over two lines before the long headers.
 _HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>{{ title }}</title>
 <style>body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 7px;text-align:right}
-td:first-child,th:first-child{text-align:left}img{max-width:100%}code{background:#f3f3f3}</style></head>
+td{white-space:nowrap}td:first-child,th:first-child{text-align:left}img{max-width:100%}code{background:#f3f3f3}</style></head>
 <body>{{ body }}</body></html>
 """
 
