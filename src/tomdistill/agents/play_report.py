@@ -144,13 +144,20 @@ def payoff_matrix_plot(summary: dict[str, Any], path: Path) -> Path:
     return path
 
 
+_MARKERS = "osD^v"
+_DASHES = ("-", "--", "-.", ":")
+
+
 def cooperation_plot(summary: dict[str, Any], path: Path) -> Path:
     plt = pyplot()
     rounds = np.arange(1, summary["rounds"] + 1)
     fig, ax = plt.subplots(figsize=(max(4.5, 0.5 * len(rounds) + 3), 3.2))
-    for label, t in summary["types"].items():
+    # Types that play alike draw the same line (tit-for-tat and always-C against cooperators): each
+    # later one gets another dash and a smaller marker, so the one drawn first still shows around it.
+    for i, (label, t) in enumerate(summary["types"].items()):
         ys = np.array([np.nan if v is None else v for v in t["cooperation_by_round"]], dtype=float)
-        ax.plot(rounds, ys, marker="o", label=label)
+        ax.plot(rounds, ys, marker=_MARKERS[i % len(_MARKERS)], markersize=max(3.0, 9.0 - 1.5 * i),
+                linestyle=_DASHES[i % len(_DASHES)], label=label)
     ax.set_ylim(-5, 105)
     ax.set_xticks(rounds)
     ax.set_xlabel("round")
@@ -188,7 +195,7 @@ Points per round (you, coplayer):
 ## Agents
 
 | agent | kind | source | decides by |
-|---|---|---|---|
+|---|:---|:---|:---|
 {% for a in s.agents -%}
 | {{ a.label }} | {{ a.kind }} | {{ a.source }} | {{ (a.mode ~ ' mode, ' ~ a.protocol ~ ' protocol, temperature ' ~ a.sampling.temperature) if a.kind == 'agent' else 'fixed rule' }} |
 {% endfor %}
