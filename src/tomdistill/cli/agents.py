@@ -18,8 +18,11 @@ from .shared import (
     ProtocolChoice,
     StoreOption,
     console,
+    json_option,
+    print_json,
     print_stopped,
     scenario_library,
+    stdout_to_stderr,
 )
 
 if TYPE_CHECKING:  # annotations only: the agents package loads when a command runs
@@ -82,6 +85,10 @@ def play(
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 for local models.")] = "auto",
     store: StoreOption = None,
     library: LibraryOption = None,
+    as_json: Annotated[bool, json_option("play.json's content (run, store, scenario, game, context, actions, cooperate, "
+                                         "payoffs, rounds, pairs, matches, seed, agents, moves, new_moves, elapsed_s, "
+                                         "types, matrix) with files (the report's paths by kind: json, markdown, html, "
+                                         "one per plot).")] = False,
 ) -> None:
     """Play agents and fixed strategies against each other: every pair of types, PAIRS matches of ROUNDS rounds.
 
@@ -102,17 +109,21 @@ def play(
     out = out or Path(f"play-{run}")
     check_play_out(out)  # before the models load and the moves are played
     options = model_options(base_url=base_url, batch_size=batch_size, device=device, dtype=dtype)
-    with console.status(f"loading {len(refs)} agents"):
-        players = load_players(refs, mode=mode.value if mode else None, protocol=protocol.value if protocol else None,
-                               temperature=temperature, max_new_tokens=max_new_tokens, options=options)
-    try:
-        with Store(store) as db:
-            result = _play_rounds(db, players, chosen, run=run, rounds=rounds, pairs=pairs, seed=seed, attempts=attempts)
-            summary = summarize(result, str(db.path))
-    finally:
-        for p in players.values():
-            p.close()
+    with stdout_to_stderr(as_json):  # the spinner and the progress bar
+        with console.status(f"loading {len(refs)} agents"):
+            players = load_players(refs, mode=mode.value if mode else None, protocol=protocol.value if protocol else None,
+                                   temperature=temperature, max_new_tokens=max_new_tokens, options=options)
+        try:
+            with Store(store) as db:
+                result = _play_rounds(db, players, chosen, run=run, rounds=rounds, pairs=pairs, seed=seed, attempts=attempts)
+                summary = summarize(result, str(db.path))
+        finally:
+            for p in players.values():
+                p.close()
     paths = write_play_report(summary, out)
+    if as_json:
+        print_json(summary | {"files": {kind: str(path) for kind, path in paths.items()}})
+        return
     _print_play(summary)
     console.print(f"{result.new_moves} new moves in {result.elapsed_s:.1f} s; report: {paths['html']}  data: {paths['json']}",
                   highlight=False)

@@ -1,4 +1,4 @@
-"""`tomdistill config show`: the run configuration as TOML, every field with its description."""
+"""`tomdistill config show`: the run configuration as TOML, every field with its description (or as JSON)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,20 @@ from typing import Annotated
 
 import typer
 
-from ..config import config_toml, load_config
+from ..config import Config, config_toml, load_config
+from .shared import json_option, print_json
 
 
 def config_show(
     config: Annotated[Path | None, typer.Argument(help="A config file to show with its defaults filled in.")] = None,
+    as_json: Annotated[bool, json_option(f"The same configuration as the TOML, under its names: {', '.join(Config.model_fields)} "
+                                         "(each TOML table an object); a field that is not set is null.")] = False,
 ) -> None:
     """Print the configuration as TOML (the defaults, or CONFIG with defaults filled in), each field documented."""
+    cfg = load_config(config)
+    if as_json:
+        print_json(cfg.model_dump(mode="json"))
+        return
     # Written as it is (no extra newline), so that `tomdistill config show > examples/default.toml`
     # gives a file equal to config_toml(), which a test checks.
-    sys.stdout.write(config_toml(load_config(config)))
+    sys.stdout.write(config_toml(cfg))

@@ -22,10 +22,13 @@ from .shared import (
     ProtocolChoice,
     StoreOption,
     console,
+    json_option,
+    print_json,
     print_stopped,
     scenario_library,
+    stdout_to_stderr,
 )
-from .tables import print_summary
+from .tables import RUN_KEYS, print_summary, run_json
 
 if TYPE_CHECKING:  # annotations only: these load the backends and the store when the command runs
     from ..elicit import ElicitSummary
@@ -69,6 +72,8 @@ def elicit(
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
+    as_json: Annotated[bool, json_option(f"Keys: run ({RUN_KEYS}), scenarios (as `runs show --json`), requested, new, "
+                                         "elapsed_s, retries, retry_reasons.")] = False,
 ) -> None:
     """Ask a model for decisions on scenarios and store every reply (resumable)."""
     from ..ask import model_options, open_model, source_kind
@@ -81,13 +86,18 @@ def elicit(
                             concurrency=concurrency, timeout_s=timeout, max_retries=max_retries, dtype=dtype,
                             replicas=replicas, ray_address=ray_address, cpus_per_replica=cpus_per_replica,
                             gpus_per_replica=gpus_per_replica)
-    with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
-        opened = open_model(model, mode=mode.value if mode else None, options=options)  # type: ignore[arg-type]
-    # A folder says how it is asked (an adapter: score mode; an agent: its agent.json); flags win.
-    summary = _elicit_into(store, opened.model, chosen, run=run, mode=mode.value if mode else opened.mode or "sample",
-                           protocol=protocol.value if protocol else opened.protocol or "answer", samples=samples,
-                           settings=settings, seed=seed, adapter=str(opened.adapter) if opened.adapter else None)
-    print_summary(summary)
+    with stdout_to_stderr(as_json):
+        with console.status(f"loading {model}" + (f" + {adapter}" if adapter else "")):
+            opened = open_model(model, mode=mode.value if mode else None, options=options)  # type: ignore[arg-type]
+        # A folder says how it is asked (an adapter: score mode; an agent: its agent.json); flags win.
+        summary = _elicit_into(store, opened.model, chosen, run=run, mode=mode.value if mode else opened.mode or "sample",
+                               protocol=protocol.value if protocol else opened.protocol or "answer", samples=samples,
+                               settings=settings, seed=seed, adapter=str(opened.adapter) if opened.adapter else None)
+    if as_json:
+        print_json(run_json(summary.run, chosen, summary.scenarios)
+                   | {k: getattr(summary, k) for k in ("requested", "new", "elapsed_s", "retries", "retry_reasons")})
+    else:
+        print_summary(summary)
 
 
 def _elicit_into(store: Path | None, backend: Model, scenarios: list[Scenario], *, run: str, mode: str,

@@ -13,8 +13,16 @@ import typer
 from ..config import EvaluateConfig
 from ..errors import TomdistillError
 from ..models.base import SEED_MAX, SEED_MIN
-from .shared import ConfigOption, LibraryOption, StoreOption, console, scenario_library
-from .tables import print_eval
+from .shared import (
+    ConfigOption,
+    LibraryOption,
+    StoreOption,
+    console,
+    json_option,
+    print_json,
+    scenario_library,
+)
+from .tables import EVAL_JSON_HELP, eval_summary, print_eval
 
 
 def evaluate(
@@ -29,6 +37,7 @@ def evaluate(
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
+    as_json: Annotated[bool, json_option("The table as one object, with eval_json (the file written). " + EVAL_JSON_HELP)] = False,
 ) -> None:
     """Compare teacher, base and fine-tuned student per cell and split; write eval.json."""
     from ..evaluate import evaluate_records, evaluate_runs, save_report
@@ -51,6 +60,9 @@ def evaluate(
             report = evaluate_runs(db, runs, lib, bootstrap=bootstrap, seed=seed)  # type: ignore[arg-type]
     with replacing_file(out) as tmp:
         save_report(report, tmp)
+    if as_json:
+        print_json({"eval_json": str(out)} | eval_summary(report))
+        return
     print_eval(report)
     console.print(f"wrote {out}", markup=False, highlight=False)
 
@@ -58,6 +70,8 @@ def evaluate(
 def report(
     eval_json: Annotated[Path, typer.Argument(metavar="EVAL_JSON", help="eval.json from `tomdistill evaluate`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md, report.html and the PNG plots: new, empty, or an earlier report.")] = Path("report"),
+    as_json: Annotated[bool, json_option("The table as one object, with files (the paths written, by kind: markdown, "
+                                         "html, one per plot). " + EVAL_JSON_HELP)] = False,
 ) -> None:
     """Write report.md, a self-contained report.html and PNG plots from an eval.json."""
     from ..evaluate import load_report
@@ -65,5 +79,8 @@ def report(
 
     loaded = load_report(eval_json)
     paths = write_report(loaded, out)
+    if as_json:
+        print_json({"files": {kind: str(path) for kind, path in paths.items()}} | eval_summary(loaded))
+        return
     print_eval(loaded)
     console.print(f"wrote {paths['markdown']}, {paths['html']} and {len(paths) - 2} plots", markup=False, highlight=False)

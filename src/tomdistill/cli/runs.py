@@ -13,21 +13,29 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from .shared import ConfigOption, LibraryOption, StoreOption, console, scenario_library
-from .tables import print_summary
+from .shared import ConfigOption, LibraryOption, StoreOption, console, json_option, print_json, scenario_library
+from .tables import RUN_KEYS, print_summary, run_json, run_record
 
 
-def runs_list(store: StoreOption = None) -> None:
+def runs_list(
+    store: StoreOption = None,
+    as_json: Annotated[bool, json_option(f"A list, one object per run: {RUN_KEYS}, samples (count).")] = False,
+) -> None:
     """List the runs in the store with their model, protocol, mode and sample count."""
     from ..store import Store
 
     with Store(store, readonly=True) as db:
-        table = Table(title=f"runs in {db.path}", title_justify="left")
-        for col in ("name", "model", "adapter", "protocol", "mode", "samples", "created"):
-            table.add_column(col)
-        for r in db.runs():
-            table.add_row(r.name, r.model, r.adapter or "", r.protocol, r.mode, str(db.count(r.id)), r.created)
-        console.print(table)
+        runs = [(r, db.count(r.id)) for r in db.runs()]
+        path = db.path
+    if as_json:
+        print_json([run_record(r) | {"samples": n} for r, n in runs])
+        return
+    table = Table(title=f"runs in {path}", title_justify="left")
+    for col in ("name", "model", "adapter", "protocol", "mode", "samples", "created"):
+        table.add_column(col)
+    for r, n in runs:
+        table.add_row(r.name, r.model, r.adapter or "", r.protocol, r.mode, str(n), r.created)
+    console.print(table)
 
 
 def runs_show(
@@ -37,11 +45,10 @@ def runs_show(
     config: ConfigOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Also draw the rates as context x game heatmaps, one panel per split (numeric scenarios left out).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --plot file.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: the run's settings and one object per scenario.")] = False,
+    as_json: Annotated[bool, json_option(f"Keys: run ({RUN_KEYS}), scenarios (one object per scenario: scenario, "
+                                         "split, context, game, n, valid, valid_share, rate, numeric, valid_mass).")] = False,
 ) -> None:
     """Per-scenario counts, valid share and rates of one run, plus its settings."""
-    from dataclasses import asdict
-
     from ..elicit import ElicitSummary, summarize
     from ..samples import run_scenarios
     from ..store import Store
@@ -60,12 +67,7 @@ def runs_show(
 
         plot_run_rates(run, scenarios, rows, plot)  # first: a run with nothing to draw fails before any output
     if as_json:
-        ids = {s.id: s for s in scenarios}
-        print(json.dumps({
-            "run": {k: v for k, v in asdict(run).items() if k != "id"},  # id: the store's row number, not the run's
-            "scenarios": [asdict(r) | {"context": ids[r.scenario].context.id, "game": ids[r.scenario].game.id,
-                                       "valid_share": r.valid_share} for r in rows],
-        }, indent=2))
+        print_json(run_json(run, scenarios, rows))
     else:
         console.print(f"model {run.model}  adapter {run.adapter or '-'}  settings {json.dumps(run.settings)}  seed {run.seed}")
         if served := run.model_info.get("served_models"):  # names a server sent: shown as plain text

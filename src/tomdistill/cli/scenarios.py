@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -10,7 +9,16 @@ from rich.panel import Panel
 from rich.table import Table
 
 from ..scenarios import PROTOCOLS, prompt_hash, render
-from .shared import ConfigOption, LibraryOption, ProtocolChoice, ProtocolOption, console, scenario_library
+from .shared import (
+    ConfigOption,
+    LibraryOption,
+    ProtocolChoice,
+    ProtocolOption,
+    console,
+    json_option,
+    print_json,
+    scenario_library,
+)
 
 
 def scenarios_list(
@@ -20,7 +28,8 @@ def scenarios_list(
     ] = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per scenario).")] = False,
+    as_json: Annotated[bool, json_option("A list, one object per scenario: id, split, context, game, players, answer "
+                                         "(choice or number), prompt_hash ({PROTOCOL: hash}).")] = False,
     ids_only: Annotated[bool, typer.Option("--ids", help="Print only the scenario ids, one per line.")] = False,
 ) -> None:
     """List scenarios (id = context/game) with their split and prompt hashes."""
@@ -38,7 +47,7 @@ def scenarios_list(
             }
             for s in scenarios
         ]
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     if ids_only:
         print("\n".join(s.id for s in scenarios))
@@ -57,14 +66,14 @@ def scenarios_show(
     protocol: ProtocolOption = ProtocolChoice("answer"),
     library: LibraryOption = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the messages as JSON.")] = False,
+    as_json: Annotated[bool, json_option("Keys: id, protocol, prompt_hash, messages (role, content).")] = False,
 ) -> None:
     """Print the chat messages a model is sent for one scenario."""
     scenario = scenario_library(library, config).scenario(scenario_id)
     messages = render(scenario, protocol.value)
     digest = prompt_hash(messages)
     if as_json:
-        print(json.dumps({"id": scenario.id, "protocol": protocol.value, "prompt_hash": digest, "messages": messages}, indent=2))
+        print_json({"id": scenario.id, "protocol": protocol.value, "prompt_hash": digest, "messages": messages})
         return
     console.print(f"[bold]{scenario.id}[/] ({scenario.split}, {scenario.game.name}, {scenario.context.name}) "
                   f"protocol={protocol.value} prompt_hash={digest}")

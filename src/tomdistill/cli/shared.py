@@ -6,9 +6,13 @@ import circle. It also imports nothing heavy: every command of the CLI loads it 
 
 from __future__ import annotations
 
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -58,3 +62,27 @@ def print_stopped(message: str, *, highlight: bool = True) -> None:
 
     soft_wrap: the line is never cut or folded into a box, so logs keep it whole."""
     Console(stderr=True, soft_wrap=True).print(message, highlight=highlight)
+
+
+def json_option(keys: str) -> Any:
+    """The `--json` flag of a command; `keys` documents what the JSON holds, so scripts can rely on
+    the field names (they are kept stable)."""
+    return typer.Option("--json", help=f"Print JSON on stdout instead of the usual output; progress and notes go to stderr. {keys}")
+
+
+def print_json(data: Any) -> None:
+    """Print `data` as one JSON document on stdout: the one format every `--json` uses."""
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+@contextmanager
+def stdout_to_stderr(enabled: bool) -> Iterator[None]:
+    """While a `--json` command works (`enabled`), what would go to stdout goes to stderr instead:
+    progress bars, spinners, stage logs, library chatter. stdout then holds the JSON alone, which
+    `print_json` writes after this block. The console here and rich's own look up sys.stdout at
+    each write, so they follow; output written by native code to file descriptor 1 does not."""
+    if not enabled:
+        yield
+        return
+    with redirect_stdout(sys.stderr):
+        yield

@@ -1,12 +1,15 @@
-"""Terminal tables that several commands print: a run's per-scenario summary and an evaluation.
+"""What several commands print: a run's per-scenario summary and an evaluation, as terminal
+tables and as the plain data their `--json` prints.
 
-`elicit` and `runs show` print the first; `evaluate`, `report` and `run` the second. Kept out of
-the command modules so that none of them imports another.
+`elicit` and `runs show` print the first; `evaluate`, `report` and `run` the second; `runs list`
+and `runs delete` describe runs as `runs show` does. Kept out of the command modules so that none
+of them imports another, and so that a table and its JSON are defined side by side.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
@@ -14,8 +17,45 @@ from rich.table import Table
 from .shared import console
 
 if TYPE_CHECKING:  # annotations only: the evaluate package loads numpy and scipy
-    from ..elicit import ElicitSummary
+    from ..elicit import ElicitSummary, ScenarioSummary
     from ..evaluate import EvalReport
+    from ..scenarios import Scenario
+    from ..store import Run
+
+#: Keys of a run in every `--json` that describes runs (runs list/show/delete, elicit).
+RUN_KEYS = "name, model, adapter, protocol, mode, settings, seed, model_info, created"
+#: The per-split numbers of the evaluation table, under their eval.json names (docs/eval-schema.md).
+EVAL_SPLIT_KEYS = ("gap_closed", "gap_closed_ci", "gap_closed_baseline", "beats_baseline", "kl_closed", "kl_closed_ci",
+                   "game_profile_correlation_student", "game_profile_correlation_base", "paper_improvement_mean",
+                   "samples_min", "interval_trusted")
+#: What `eval_summary` holds, for the help texts of the commands that print it.
+EVAL_JSON_HELP = ("Keys: schema_version, temperature, bootstrap, seed, min_trusted_samples, sources (role, run, model, "
+                  "adapter, mode, records, temperature), skipped, splits: {SPLIT: {cells (count), "
+                  + ", ".join(EVAL_SPLIT_KEYS) + "}}, as eval.json names them (docs/eval-schema.md).")
+
+
+def run_record(run: Run) -> dict[str, Any]:
+    """A stored run as plain data (RUN_KEYS); without `id`, the store's row number, not the run's."""
+    return {k: v for k, v in asdict(run).items() if k != "id"}
+
+
+def run_json(run: Run, scenarios: list[Scenario], rows: list[ScenarioSummary]) -> dict[str, Any]:
+    """A run and its per-scenario summary rows, as `runs show --json` and `elicit --json` print them."""
+    ids = {s.id: s for s in scenarios}
+    return {"run": run_record(run),
+            "scenarios": [asdict(r) | {"context": ids[r.scenario].context.id, "game": ids[r.scenario].game.id,
+                                       "valid_share": r.valid_share} for r in rows]}
+
+
+def eval_summary(report: EvalReport) -> dict[str, Any]:
+    """What the evaluation table shows, unrounded, as `--json` prints it (EVAL_JSON_HELP)."""
+    return {
+        "schema_version": report.schema_version, "temperature": report.temperature, "bootstrap": report.bootstrap,
+        "seed": report.seed, "min_trusted_samples": report.min_trusted_samples,
+        "sources": [s.model_dump(mode="json") for s in report.sources], "skipped": list(report.skipped),
+        "splits": {name: {"cells": len(s.cells)} | s.model_dump(mode="json", include=set(EVAL_SPLIT_KEYS))
+                   for name, s in report.splits.items()},
+    }
 
 
 def print_summary(summary: ElicitSummary) -> None:
