@@ -215,12 +215,24 @@ class Pipeline:
 
     def _outputs_exist(self, stage: str) -> bool:
         p = self.paths
-        return {
+        files = {
             "dataset": (p["dataset"] / "manifest.json").is_file(),
             "train": (p["adapter"] / "adapter_config.json").is_file(),
             "evaluate": p["eval"].is_file(),
             "report": (p["report"] / "report.html").is_file(),
-        }.get(stage, p["store"].is_file())
+        }
+        return files[stage] if stage in files else self._run_stored(stage)
+
+    def _run_stored(self, stage: str) -> bool:
+        """Whether the run an elicitation stage recorded is still in the store: `tomdistill runs
+        delete` may have removed it, and the stages after it would then fail on the missing run."""
+        from .store import Store
+
+        if not self.paths["store"].is_file():
+            return False
+        run = self.state.get(stage, {}).get("details", {}).get("run", self.run_name(stage))
+        with Store(self.paths["store"], readonly=True) as store:
+            return store.get_run(run) is not None
 
     def _save_state(self) -> None:
         self.state_path.write_text(json.dumps(self.state, indent=2))

@@ -53,10 +53,11 @@ scenarios_app.command("list")(scenarios.scenarios_list)
 scenarios_app.command("show")(scenarios.scenarios_show)
 app.add_typer(scenarios_app, name="scenarios")
 
-runs_app = typer.Typer(help="Look at stored runs and export their samples.", no_args_is_help=True)
+runs_app = typer.Typer(help="Look at stored runs, export their samples, delete them.", no_args_is_help=True)
 runs_app.command("list")(runs.runs_list)
 runs_app.command("show")(runs.runs_show)
 runs_app.command("export")(runs.runs_export)
+runs_app.command("delete")(runs.runs_delete)
 app.add_typer(runs_app, name="runs")
 
 app.command()(elicit.elicit)

@@ -1,4 +1,4 @@
-"""`tomdistill runs list/show/export` and `tomdistill reparse`: look at stored runs.
+"""`tomdistill runs list/show/export/delete` and `tomdistill reparse`: look at stored runs.
 
 None of these calls a model; the store and the run modules load only inside each command.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -15,6 +15,9 @@ from rich.table import Table
 
 from .shared import ConfigOption, LibraryOption, StoreOption, console, json_option, print_json, scenario_library
 from .tables import RUN_KEYS, print_summary, run_json, run_record
+
+if TYPE_CHECKING:  # annotations only: the store loads inside the commands
+    from ..store import Run
 
 
 def runs_list(
@@ -96,6 +99,46 @@ def runs_export(
     with Store(store, readonly=True) as db:
         path = export_run(db, db.require_run(name), out, force=force)
     console.print(f"wrote {path}")
+
+
+def runs_delete(
+    names: Annotated[list[str], typer.Argument(metavar="NAME", help="Runs to delete (see `tomdistill runs list`).")],
+    store: StoreOption = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+    as_json: Annotated[bool, json_option(f"Keys: store, deleted (one object per run: {RUN_KEYS}, samples (count "
+                                         "removed)).")] = False,
+) -> None:
+    """Delete runs and their samples from the store, asking first (each run's model and sample count) unless --yes.
+
+    Other runs are untouched, and the name is free for a new run with other settings. Files that name a run keep the name as a record (a dataset's manifest.json, eval.json); `tomdistill run` elicits a deleted stage's run again.
+    """
+    from ..store import Store
+
+    # Every name is looked up before anything is deleted: an unknown one deletes nothing. No
+    # write connection is held while the question waits for an answer.
+    with Store(store, readonly=True) as db:
+        found = [(run, db.count(run.id)) for run in map(db.require_run, dict.fromkeys(names))]
+        path = db.path
+    if not yes and not _confirm_delete(found, path):
+        Console(stderr=True, soft_wrap=True).print("nothing deleted", highlight=False)
+        raise typer.Exit(1)
+    with Store(path) as db:
+        deleted = [run_record(run) | {"samples": db.delete_run(run.name)} for run, _ in found]
+    if as_json:
+        print_json({"store": str(path), "deleted": deleted})
+        return
+    for d in deleted:
+        console.print(f"deleted run '{d['name']}' ({d['model']}, {d['samples']} samples) from {path}",
+                      markup=False, highlight=False)
+
+
+def _confirm_delete(found: list[tuple[Run, int]], path: Path) -> bool:
+    """Ask on stderr (stdout may be a --json pipe); no answer (end of input, Ctrl-C) is a no."""
+    listed = ", ".join(f"'{run.name}' (model {run.model}, {n} samples)" for run, n in found)
+    try:
+        return typer.confirm(f"delete from {path}: {listed}?", default=False, err=True)
+    except typer.Abort:
+        return False
 
 
 def reparse(
