@@ -24,7 +24,6 @@ app = typer.Typer(
     help="Distil a large LLM's strategic, theory-of-mind behaviour in social dilemmas into a small "
     "LLM, and measure how far the transfer got.",
     no_args_is_help=True,
-    add_completion=False,
     rich_markup_mode="rich",
 )
 
