@@ -85,10 +85,10 @@ def play(
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16 for local models.")] = "auto",
     store: StoreOption = None,
     library: LibraryOption = None,
-    as_json: Annotated[bool, json_option("play.json's content (run, store, scenario, game, context, actions, cooperate, "
-                                         "payoffs, rounds, pairs, matches, seed, agents, moves, new_moves, elapsed_s, "
-                                         "types, matrix) with files (the report's paths by kind: json, markdown, html, "
-                                         "one per plot).")] = False,
+    as_json: Annotated[bool, json_option(
+        "run, store, scenario, game, context, actions, cooperate, payoffs, rounds, pairs, matches, seed, agents, moves, "
+        "new_moves, elapsed_s, types, matrix, files (the report's paths by kind: json, markdown, html, one per plot).",
+        shape="play.json's content, with the files written.")] = False,
 ) -> None:
     """Play agents and fixed strategies against each other: every pair of types, PAIRS matches of ROUNDS rounds.
 
@@ -97,7 +97,7 @@ def play(
     Example: tomdistill play --agents out/agent default:teacher tit-for-tat --scenario team/prisoners_dilemma --rounds 5 --pairs 4
     """
     from ..agents.play import check_playable, load_players
-    from ..agents.play_report import check_play_out, summarize, write_play_report
+    from ..agents.play_report import check_play_out, summarize
     from ..ask import model_options
     from ..store import Store
 
@@ -120,13 +120,20 @@ def play(
         finally:
             for p in players.values():
                 p.close()
+    _write_play(summary, out, as_json=as_json)
+
+
+def _write_play(summary: dict[str, Any], out: Path, *, as_json: bool) -> None:
+    """Write the play report, then print its tables, or play.json's content with the files (--json)."""
+    from ..agents.play_report import write_play_report
+
     paths = write_play_report(summary, out)
     if as_json:
         print_json(summary | {"files": {kind: str(path) for kind, path in paths.items()}})
         return
     _print_play(summary)
-    console.print(f"{result.new_moves} new moves in {result.elapsed_s:.1f} s; report: {paths['html']}  data: {paths['json']}",
-                  highlight=False)
+    console.print(f"{summary['new_moves']} new moves in {summary['elapsed_s']:.1f} s; report: {paths['html']}  "
+                  f"data: {paths['json']}", highlight=False)
 
 
 def _play_rounds(db: Store, players: dict[str, Player], scenario: Scenario, *, run: str, rounds: int, pairs: int,

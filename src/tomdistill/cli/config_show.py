@@ -14,8 +14,9 @@ from .shared import json_option, print_json
 
 def config_show(
     config: Annotated[Path | None, typer.Argument(help="A config file to show with its defaults filled in.")] = None,
-    as_json: Annotated[bool, json_option(f"The same configuration as the TOML, under its names: {', '.join(Config.model_fields)} "
-                                         "(each TOML table an object); a field that is not set is null.")] = False,
+    as_json: Annotated[bool, json_option(f"{', '.join(Config.model_fields)} (each TOML table an object, under its "
+                                         "TOML names; a field that is not set is null).",
+                                         shape="The configuration the TOML shows.")] = False,
 ) -> None:
     """Print the configuration as TOML (the defaults, or CONFIG with defaults filled in), each field documented."""
     cfg = load_config(config)

@@ -72,7 +72,7 @@ def elicit(
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, json_option(f"Keys: run ({RUN_KEYS}), scenarios (as `runs show --json`), requested, new, "
+    as_json: Annotated[bool, json_option(f"run ({RUN_KEYS}), scenarios (as `runs show --json`), requested, new, "
                                          "elapsed_s, retries, retry_reasons.")] = False,
 ) -> None:
     """Ask a model for decisions on scenarios and store every reply (resumable)."""

@@ -22,7 +22,7 @@ from .shared import (
     print_json,
     scenario_library,
 )
-from .tables import EVAL_JSON_HELP, eval_summary, print_eval
+from .tables import EVAL_KEYS, eval_summary, print_eval
 
 
 def evaluate(
@@ -37,7 +37,8 @@ def evaluate(
     store: StoreOption = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, json_option("The table as one object, with eval_json (the file written). " + EVAL_JSON_HELP)] = False,
+    as_json: Annotated[bool, json_option("eval_json (the file written), " + EVAL_KEYS,
+                                         shape="The table, unrounded.")] = False,
 ) -> None:
     """Compare teacher, base and fine-tuned student per cell and split; write eval.json."""
     from ..evaluate import evaluate_records, evaluate_runs, save_report
@@ -70,8 +71,8 @@ def evaluate(
 def report(
     eval_json: Annotated[Path, typer.Argument(metavar="EVAL_JSON", help="eval.json from `tomdistill evaluate`.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder for report.md, report.html and the PNG plots: new, empty, or an earlier report.")] = Path("report"),
-    as_json: Annotated[bool, json_option("The table as one object, with files (the paths written, by kind: markdown, "
-                                         "html, one per plot). " + EVAL_JSON_HELP)] = False,
+    as_json: Annotated[bool, json_option("files (the paths written, by kind: markdown, html, one per plot), "
+                                         + EVAL_KEYS, shape="The table, unrounded.")] = False,
 ) -> None:
     """Write report.md, a self-contained report.html and PNG plots from an eval.json."""
     from ..evaluate import load_report

@@ -21,7 +21,7 @@ def run(
     config: Annotated[Path | None, typer.Argument(help="Run config (TOML); default: the built-in CPU config (`tomdistill config show`).")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help=f"Output folder (default: the config's `out`, {_DEFAULT_OUT}).")] = None,
     force: Annotated[list[str] | None, typer.Option("--force", help=f"Redo this stage and those after it: {', '.join(STAGES)}. Repeatable.")] = None,
-    as_json: Annotated[bool, json_option("Keys: out, eval_json, report (report.html), peak_rss_mb, stages ({STAGE: key, "
+    as_json: Annotated[bool, json_option("out, eval_json, report (report.html), peak_rss_mb, stages ({STAGE: key, "
                                          "seconds, finished, skipped, details}, as pipeline.json), evaluation (as "
                                          "`evaluate --json`, without eval_json).")] = False,
 ) -> None:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:  # annotations only: the store loads inside the commands
 
 def runs_list(
     store: StoreOption = None,
-    as_json: Annotated[bool, json_option(f"A list, one object per run: {RUN_KEYS}, samples (count).")] = False,
+    as_json: Annotated[bool, json_option(f"{RUN_KEYS}, samples (count).", shape="A list, one object per run.")] = False,
 ) -> None:
     """List the runs in the store with their model, protocol, mode and sample count."""
     from ..store import Store
@@ -48,8 +48,8 @@ def runs_show(
     config: ConfigOption = None,
     plot: Annotated[Path | None, typer.Option("--plot", metavar="FILE.png", help="Also draw the rates as context x game heatmaps, one panel per split (numeric scenarios left out).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --plot file.")] = False,
-    as_json: Annotated[bool, json_option(f"Keys: run ({RUN_KEYS}), scenarios (one object per scenario: scenario, "
-                                         "split, context, game, n, valid, valid_share, rate, numeric, valid_mass).")] = False,
+    as_json: Annotated[bool, json_option(f"run ({RUN_KEYS}), scenarios (one object per scenario: scenario, split, "
+                                         "context, game, n, valid, valid_share, rate, numeric, valid_mass).")] = False,
 ) -> None:
     """Per-scenario counts, valid share and rates of one run, plus its settings."""
     from ..elicit import ElicitSummary, summarize
@@ -105,12 +105,14 @@ def runs_delete(
     names: Annotated[list[str], typer.Argument(metavar="NAME", help="Runs to delete (see `tomdistill runs list`).")],
     store: StoreOption = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
-    as_json: Annotated[bool, json_option(f"Keys: store, deleted (one object per run: {RUN_KEYS}, samples (count "
+    as_json: Annotated[bool, json_option(f"store, deleted (one object per run: {RUN_KEYS}, samples (count "
                                          "removed)).")] = False,
 ) -> None:
     """Delete runs and their samples from the store, asking first (each run's model and sample count) unless --yes.
 
-    Other runs are untouched, and the name is free for a new run with other settings. Files that name a run keep the name as a record (a dataset's manifest.json, eval.json); `tomdistill run` elicits a deleted stage's run again.
+    Other runs are untouched, and the name is free for a new run with other settings. Files that
+    name a run keep the name as a record (a dataset's manifest.json, eval.json); `tomdistill run`
+    elicits a deleted stage's run again.
     """
     from ..store import Store
 

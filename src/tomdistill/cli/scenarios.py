@@ -28,8 +28,8 @@ def scenarios_list(
     ] = None,
     library: LibraryOption = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, json_option("A list, one object per scenario: id, split, context, game, players, answer "
-                                         "(choice or number), prompt_hash ({PROTOCOL: hash}).")] = False,
+    as_json: Annotated[bool, json_option("id, split, context, game, players, answer (choice or number), prompt_hash "
+                                         "({PROTOCOL: hash}).", shape="A list, one object per scenario.")] = False,
     ids_only: Annotated[bool, typer.Option("--ids", help="Print only the scenario ids, one per line.")] = False,
 ) -> None:
     """List scenarios (id = context/game) with their split and prompt hashes."""
@@ -66,7 +66,7 @@ def scenarios_show(
     protocol: ProtocolOption = ProtocolChoice("answer"),
     library: LibraryOption = None,
     config: ConfigOption = None,
-    as_json: Annotated[bool, json_option("Keys: id, protocol, prompt_hash, messages (role, content).")] = False,
+    as_json: Annotated[bool, json_option("id, protocol, prompt_hash, messages (role, content).")] = False,
 ) -> None:
     """Print the chat messages a model is sent for one scenario."""
     scenario = scenario_library(library, config).scenario(scenario_id)

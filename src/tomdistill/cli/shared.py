@@ -64,10 +64,11 @@ def print_stopped(message: str, *, highlight: bool = True) -> None:
     Console(stderr=True, soft_wrap=True).print(message, highlight=highlight)
 
 
-def json_option(keys: str) -> Any:
-    """The `--json` flag of a command; `keys` documents what the JSON holds, so scripts can rely on
-    the field names (they are kept stable)."""
-    return typer.Option("--json", help=f"Print JSON on stdout instead of the usual output; progress and notes go to stderr. {keys}")
+def json_option(keys: str, *, shape: str = "One object.") -> Any:
+    """The `--json` flag of a command. Its help names the JSON's `keys` (kept stable: scripts rely
+    on them) after its `shape`, so every command documents its JSON the same way."""
+    return typer.Option("--json", help="Print JSON on stdout instead of the usual output; progress and notes go to "
+                                       f"stderr. {shape} Keys: {keys}")
 
 
 def print_json(data: Any) -> None:

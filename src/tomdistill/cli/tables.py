@@ -28,8 +28,8 @@ RUN_KEYS = "name, model, adapter, protocol, mode, settings, seed, model_info, cr
 EVAL_SPLIT_KEYS = ("gap_closed", "gap_closed_ci", "gap_closed_baseline", "beats_baseline", "kl_closed", "kl_closed_ci",
                    "game_profile_correlation_student", "game_profile_correlation_base", "paper_improvement_mean",
                    "samples_min", "interval_trusted")
-#: What `eval_summary` holds, for the help texts of the commands that print it.
-EVAL_JSON_HELP = ("Keys: schema_version, temperature, bootstrap, seed, min_trusted_samples, sources (role, run, model, "
+#: The keys of `eval_summary`, for the help texts of the commands that print it.
+EVAL_KEYS = ("schema_version, temperature, bootstrap, seed, min_trusted_samples, sources (role, run, model, "
                   "adapter, mode, records, temperature), skipped, splits: {SPLIT: {cells (count), "
                   + ", ".join(EVAL_SPLIT_KEYS) + "}}, as eval.json names them (docs/eval-schema.md).")
 
@@ -48,7 +48,7 @@ def run_json(run: Run, scenarios: list[Scenario], rows: list[ScenarioSummary]) -
 
 
 def eval_summary(report: EvalReport) -> dict[str, Any]:
-    """What the evaluation table shows, unrounded, as `--json` prints it (EVAL_JSON_HELP)."""
+    """What the evaluation table shows, unrounded, as `--json` prints it (EVAL_KEYS)."""
     return {
         "schema_version": report.schema_version, "temperature": report.temperature, "bootstrap": report.bootstrap,
         "seed": report.seed, "min_trusted_samples": report.min_trusted_samples,
