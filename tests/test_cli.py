@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from tomdistill.cli import main
 
@@ -141,3 +144,27 @@ def test_help_texts_state_the_code_defaults() -> None:
     assert train["r"].show_default.startswith(f"{TrainConfig().r};")
     assert f"paper preset: {TRAIN_PRESETS['paper']['r']}" in train["r"].show_default
     assert train["batch_size"].help == TrainConfig.model_fields["batch_size"].description
+
+
+def test_show_completion_prints_a_bash_script_for_tomdistill(monkeypatch, capsys) -> None:
+    # Name the shell instead of detecting it (typer's own switch), so the test runs under any shell.
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
+    with pytest.raises(SystemExit) as done:  # typer's completion options exit once they printed
+        main(["--show-completion", "bash"])
+    assert done.value.code == 0
+    script = capsys.readouterr().out
+    assert "_TOMDISTILL_COMPLETE=complete_bash" in script
+    assert "complete -o default -F _tomdistill_completion tomdistill" in script
+
+
+def test_console_script_completes_commands_and_options() -> None:
+    """The completion a shell asks the console script for (bash's protocol: COMP_WORDS, COMP_CWORD)."""
+    def complete(words: str) -> list[str]:
+        env = os.environ | {"_TOMDISTILL_COMPLETE": "complete_bash", "COMP_WORDS": words,
+                            "COMP_CWORD": str(len(words.split()) - 1)}
+        done = subprocess.run([sys.executable, "-m", "tomdistill"], env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("tomdistill runs de") == ["delete"]
+    assert "--json" in complete("tomdistill runs list --")
