@@ -19,7 +19,7 @@ from badinput import make_store
 
 #: `tomdistill COMMAND...` that print JSON with --json.
 JSON_COMMANDS = [("scenarios", "list"), ("scenarios", "show"), ("runs", "list"), ("runs", "show"), ("runs", "delete"),
-                 ("config", "show"), ("elicit",), ("evaluate",), ("report",), ("run",), ("play",)]
+                 ("config", "show"), ("elicit",), ("evaluate",), ("report",), ("run",), ("play",), ("push",)]
 RUN_FIELDS = set(RUN_KEYS.split(", "))
 EVAL_TOP = {"schema_version", "temperature", "bootstrap", "seed", "min_trusted_samples", "sources", "skipped", "splits"}
 
