@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,12 @@ def stub_train(monkeypatch) -> list[Path]:
 
     def stub(student, data_dir, out, config, *, resume=False, progress=True):
         calls.append(out)
+        result = train_module.TrainResult(str(out), student, 1, 1, 0.5, 0.0, None)
         (out / "adapter_config.json").write_text("{}")
-        (out / "train_config.json").write_text(json.dumps({"student": student}))
-        return train_module.TrainResult(str(out), student, 1, 1, 0.5, 0.0, None)
+        # What train() records and the adapter's model card reads once `tomdistill run` evaluated it.
+        (out / "train_config.json").write_text(json.dumps({"student": student, "config": config.model_dump(mode="json"),
+                                                           "bf16": False, "result": asdict(result), "versions": {}}))
+        return result
 
     monkeypatch.setattr(train_module, "train", stub)
     return calls
