@@ -122,6 +122,8 @@ def refresh_adapter_card(folder: Path, dataset: Path, behaviour: list[str]) -> N
     if not (folder / TRAIN_CONFIG).is_file():  # not trained by tomdistill: its card is not ours to write
         return
     info = training_info(folder)
+    if not isinstance(info, dict) or not {"student", "config", "result", "versions", "bf16"} <= set(info):
+        return  # a train_config.json from an older tomdistill or edited by hand: the card stays as it is
     write_adapter_card(folder, info, load_manifest(dataset), base_weights(info["student"]), behaviour)
 
 
