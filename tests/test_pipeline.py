@@ -71,6 +71,9 @@ def test_stage_keys_follow_their_inputs(tmp_path) -> None:
     more_epochs = Pipeline(Config.model_validate({"train": {"epochs": 3}}), tmp_path).keys
     changed = {s for s in STAGES if base[s] != more_epochs[s]}
     assert changed == {"train", "student", "evaluate", "report"}  # teacher, dataset and base are reused
+    # A tracker changes nothing the training produces: a finished training is not redone for it.
+    tracked = Pipeline(Config.model_validate({"train": {"report_to": ["tensorboard"]}}), tmp_path).keys
+    assert tracked == base
     bootstrap = Pipeline(Config.model_validate({"evaluate": {"bootstrap": 10}}), tmp_path).keys
     assert {s for s in STAGES if base[s] != bootstrap[s]} == {"evaluate", "report"}
     # The comparison temperature changes every scored stage, and the dataset (its soft-label targets

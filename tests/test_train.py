@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
+import struct
 import subprocess
 import sys
 import time
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tomdistill.ask import score_candidates
-from tomdistill.config import TrainConfig, resolve_train_config
+from tomdistill.config import Config, TrainConfig, load_config, resolve_train_config
 from tomdistill.dataset import build_dataset
 from tomdistill.elicit import elicit
 from tomdistill.errors import ConfigError, TomdistillError
@@ -101,6 +102,8 @@ def test_lora_training_moves_the_student_and_keeps_the_base(data_dir, library, t
     assert _sha(base_file) == base_hash  # the base weights are untouched
     for name in ("README.md", "train_config.json", "training_log.jsonl", "tokenizer.json", "adapter_config.json"):
         assert (out / name).is_file(), name
+    # No tracker by default: no TensorBoard folder, here or under the checkpoints (transformers' default place).
+    assert not (out / "runs").exists() and not list(out.rglob("events.out.tfevents.*"))
     assert len((out / "training_log.jsonl").read_text().splitlines()) == 4
     assert "default:student" in (out / "README.md").read_text()
     from huggingface_hub import ModelCard
@@ -192,3 +195,70 @@ def test_cpu_loss_is_trls_loss(data_dir, tmp_path) -> None:
     assert float(ours) == pytest.approx(float(own), rel=1e-4)
     # The head saw only the positions whose next token is labelled, not the whole batch.
     assert outputs.logits.shape[0] == int(items) < batch["labels"].numel() // 2
+
+
+def test_tracker_names_are_the_ones_transformers_accepts(tmp_path, capsys) -> None:
+    from tomdistill.cli import main
+    from tomdistill.tracking import TRACKERS
+
+    integrations = pytest.importorskip("transformers.integrations.integration_utils")
+    assert set(TRACKERS) == set(integrations.INTEGRATION_TO_CALLBACK)
+    assert TrainConfig().report_to == []  # off by default
+    assert TrainConfig(report_to=["tensorboard", "wandb", "tensorboard"]).report_to == ["tensorboard", "wandb"]
+    assert resolve_train_config(TrainConfig(report_to=["wandb"]), {"report_to": ["none"]}).report_to == []
+    path = tmp_path / "c.toml"
+    path.write_text('[train]\nreport_to = ["tensorbord"]\n')
+    with pytest.raises(ConfigError, match=r"field 'train.report_to': unknown tracker 'tensorbord'; known: .*tensorboard"):
+        load_config(path)
+    code = main(["train", "--student", "default:student", "--data", str(tmp_path), "--out", str(tmp_path / "o"),
+                 "--report-to", "none", "--report-to", "wandb"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "'report_to'" in err and "'none' alone turns them off" in err
+
+
+def test_a_missing_tracker_package_is_named_before_any_work(monkeypatch, tmp_path) -> None:
+    from tomdistill import tracking
+    from tomdistill.pipeline import Pipeline
+
+    assert not tracking._installed("tomdistill_no_such_module", "no_such_package.sub")()
+    monkeypatch.setitem(tracking.TRACKERS, "wandb", tracking.Tracker("pip install wandb", lambda: False))
+    config = Config.model_validate({"train": {"report_to": ["tensorboard", "wandb"]}})
+    with pytest.raises(TomdistillError, match=r"^train.report_to: 'wandb' needs pip install wandb$"):
+        Pipeline(config, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def _tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    """The scalars of the TensorBoard event files in `folder`, read with tensorboardX's protobuf
+    classes (an event file is a TFRecord file: length, its CRC, the Event, the Event's CRC)."""
+    from tensorboardX.proto.event_pb2 import Event
+
+    scalars: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(folder.glob("events.out.tfevents.*")):
+        data, at = path.read_bytes(), 0
+        while at < len(data):
+            (length,) = struct.unpack_from("<Q", data, at)
+            event = Event.FromString(data[at + 12 : at + 12 + length])
+            at += 12 + length + 4
+            for value in event.summary.value:
+                if value.WhichOneof("value") == "simple_value":
+                    scalars.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return scalars
+
+
+@pytest.mark.e2e
+def test_report_to_tensorboard_logs_the_loss_next_to_the_adapter(data_dir, tmp_path, capsys) -> None:
+    pytest.importorskip("tensorboardX")
+    from tomdistill.cli import main
+
+    out = tmp_path / "adapter"
+    code = main(["train", "--student", "default:student", "--data", str(data_dir), "--out", str(out),
+                 "--max-steps", "2", "--batch-size", "4", "--max-length", "320", "--decision-loss", "tokens",
+                 "--report-to", "tensorboard"])
+    assert code == 0, capsys.readouterr().err
+    losses = _tensorboard_scalars(out / "runs")["train/loss"]
+    logged = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
+    assert [step for step, _ in losses] == [1, 2]
+    assert [loss for _, loss in losses] == pytest.approx([row["loss"] for row in logged], rel=1e-5)
+    assert not (out / "checkpoints" / "runs").exists()  # not transformers' default place
+    assert json.loads((out / "train_config.json").read_text())["config"]["report_to"] == ["tensorboard"]

@@ -15,6 +15,7 @@ from .augment import MAX_PERMUTATIONS
 from .errors import ConfigError, describe_validation_error
 from .models.base import SamplingSettings
 from .tomlfiles import load_toml_file
+from .tracking import NO_TRACKER, TRACKERS, TRACKING_LOGS, TRACKING_PROJECT, tracker_names
 
 
 def _once_each(values: list[str]) -> list[str]:
@@ -24,6 +25,8 @@ def _once_each(values: list[str]) -> list[str]:
 
 #: Split names; repeats are dropped so no scenario is asked (and paid for) twice.
 SplitList = Annotated[list[str], AfterValidator(_once_each)]
+#: Experiment trackers by transformers' names, checked when the config is read (tracking.py).
+TrackerList = Annotated[list[str], AfterValidator(tracker_names)]
 
 
 class ScenariosConfig(BaseModel):
@@ -104,6 +107,14 @@ class TrainConfig(BaseModel):
     decision_weight: float = Field(
         5.0, ge=0, description="Weight of the soft decision loss beside the token loss, in soft+tokens; 'soft' alone "
         "is not weighted.",
+    )
+    report_to: TrackerList = Field(
+        default_factory=list,
+        description=f"Experiment trackers the training logs its loss and learning rate to ({', '.join(TRACKERS)}); "
+        f"empty: none ('{NO_TRACKER}' turns off those a config file names). tensorboard writes to the adapter "
+        f"folder's {TRACKING_LOGS}/ (pip install 'tomdistill[tracking]'); the others log where their own settings "
+        f"say, in project '{TRACKING_PROJECT}', the run named after the adapter folder. Changing only this never "
+        "redoes a finished training of `tomdistill run`.",
     )
 
     @model_validator(mode="after")

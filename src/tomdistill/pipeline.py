@@ -36,6 +36,7 @@ from .models.base import SamplingSettings
 from .outdirs import Legacy, check_dir, claim_dir, holds_only, replace_owned_dir
 from .progress import progress_bar
 from .scenarios import Scenario, load_library, prompt_hash, render
+from .tracking import check_trackers
 from .versions import package_versions
 
 STAGES = ("teacher", "teacher_score", "dataset", "train", "base", "student", "evaluate", "report")
@@ -129,6 +130,7 @@ class Pipeline:
                 raise TomdistillError(f"config: split '{split}' has no scenario matching scenarios.include")
         if "train" not in config.teacher.splits:
             raise TomdistillError("config: teacher.splits must include 'train' (the dataset is built from it)")
+        check_trackers(config.train.report_to)  # a missing tracker package is named before hours of asking
         self.paths = {
             "store": out / STORE_FILE, "dataset": out / "dataset", "adapter": out / "adapter",
             "eval": out / "eval.json", "report": out / "report",
@@ -194,7 +196,8 @@ class Pipeline:
                              scoring, c.seed, _prompts_key(self.scenarios(c.evaluate.splits), c.teacher.protocol), *edited)
         # The dataset carries the teacher's exact scores as soft-label targets, so it follows teacher_score too.
         dataset = _key("dataset", teacher, teacher_score, c.dataset.model_dump(), PARSER_VERSION, DATASET_VERSION)
-        train = _key("train", dataset, c.student.model, c.train.model_dump(mode="json"))
+        # Where the training reports to changes nothing it produces, like the Ray settings of the others.
+        train = _key("train", dataset, c.student.model, c.train.model_dump(mode="json", exclude={"report_to"}))
         base = _key("base", c.student.model_dump(mode="json", exclude={"batch_size", "ray"}), c.seed, scoring,
                     _prompts_key(self.scenarios(c.evaluate.splits), c.student.protocol))
         student = _key("student", base, train)

@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from rich.markup import escape
 
 from ..config import DEFAULT_PRESET, TRAIN_PRESETS, TrainConfig
+from ..tracking import NO_TRACKER
 
 #: Flag names that differ from the field's own (`--field-name`): kept as they were before the flags
 #: were generated, so existing commands keep working. `--target-module` is singular because it is
@@ -132,8 +133,8 @@ def _format(value: Any, *, flag: str = "") -> str:
         return flag.removeprefix("--") if value else "no-" + flag.removeprefix("--")
     if isinstance(value, float):
         return f"{value:g}"
-    if isinstance(value, list):
-        return ", ".join(map(str, value))
+    if isinstance(value, list):  # an empty list (no tracker) shows as the word that asks for it
+        return ", ".join(map(str, value)) or NO_TRACKER
     return str(value)
 
 

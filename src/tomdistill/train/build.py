@@ -14,6 +14,7 @@ from typing import Any
 
 from ..config import TrainConfig
 from ..dataset import DatasetManifest
+from ..tracking import TRACKING_LOGS, TRACKING_PROJECT
 from .folders import TRAIN_LOG
 
 
@@ -26,8 +27,15 @@ def _checkpointing_keyword() -> str:
     return "activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing"
 
 
+def run_name(out: Path) -> str:
+    """The name trackers show for a training: the adapter folder and the folder it is in (a
+    `tomdistill run` folder's adapter/ is named by its run)."""
+    path = out.resolve()
+    return f"{path.parent.name}/{path.name}"
+
+
 def sft_args(config: TrainConfig, checkpoints: Path, bf16: bool) -> Any:
-    """TRL's SFTConfig for this recipe."""
+    """TRL's SFTConfig for this recipe; `checkpoints` is the checkpoints folder inside the adapter folder."""
     from trl import SFTConfig
 
     from ..hardware import default_device
@@ -56,7 +64,9 @@ def sft_args(config: TrainConfig, checkpoints: Path, bf16: bool) -> Any:
         save_strategy="steps",
         save_steps=config.save_steps,
         save_total_limit=2,
-        report_to=[],
+        report_to=list(config.report_to),  # empty: none (the default); checked by tracking.py before any work
+        run_name=run_name(checkpoints.parent),
+        project=TRACKING_PROJECT,
         disable_tqdm=True,  # our own progress bar shows the loss
         dataloader_num_workers=0,
         # The decision targets must reach our collator; TRL would drop a column the model does not take.
@@ -95,4 +105,18 @@ def build_trainer(path: str, data: Any, tokenizer: Any, config: TrainConfig, che
             trainer.data_collator, lambda text: tokenizer.encode(text, add_special_tokens=False), config.decision_loss)
     if progress:  # with tqdm off, transformers prints every log dict; our bar already shows the loss
         trainer.remove_callback(transformers.PrinterCallback)
+    _log_next_to_adapter(trainer, out)
     return trainer
+
+
+def _log_next_to_adapter(trainer: Any, out: Path) -> None:
+    """TensorBoard's event files go to the adapter folder's runs/, beside the adapter they describe.
+
+    transformers' default is output_dir/runs/<date>_<host>, here inside checkpoints/, which is the
+    resumable state, not a result. One folder for all starts of a training: a resumed one is the
+    same run in TensorBoard. A TENSORBOARD_LOGGING_DIR of the user's (already read) is kept."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback) and callback.logging_dir is None:
+            callback.logging_dir = str(out / TRACKING_LOGS)

@@ -25,6 +25,7 @@ from ..models.base import check_adapter_dir
 from ..models.provenance import base_weights, card_block
 from ..models.registry import local_model_path
 from ..outdirs import check_dir, claim_dir
+from ..tracking import check_trackers
 from ..versions import package_versions
 from .build import build_trainer
 from .card import write_adapter_card, write_merged_card
@@ -82,6 +83,7 @@ def train(
         raise TomdistillError(f"{out}: holds checkpoints of an earlier training; pass --resume to continue it, or choose another --out")
     if resume and last is None and (out / "adapter_config.json").is_file():
         raise TomdistillError(f"{out}: training already finished there (adapter present, no checkpoint to resume)")
+    check_trackers(config.report_to)  # before anything is written or loaded
 
     claim_dir(out, ADAPTER_KIND, legacy=is_adapter_folder)
     import datasets

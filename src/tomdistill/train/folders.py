@@ -13,6 +13,7 @@ from typing import Any
 from ..errors import TomdistillError
 from ..jsonfiles import load_json_file
 from ..outdirs import holds_only
+from ..tracking import TRACKING_LOGS
 
 CHECKPOINTS = "checkpoints"
 TRAIN_LOG = "training_log.jsonl"
@@ -26,8 +27,8 @@ ADAPTER_KIND, MERGED_KIND = "adapter", "merged"  # the kinds in the .tomdistill 
 # an unmarked folder holding anything else has a file of the user's in it, and is not taken as ours.
 _TOKENIZER_FILES = ("tokenizer*", "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json",
                     "chat_template.jinja")
-ADAPTER_FILES = (TRAIN_CONFIG, TRAIN_LOG, CHECKPOINTS, "README.md", "adapter_config.json", "adapter_model.*",
-                 "training_args.bin", *_TOKENIZER_FILES)
+ADAPTER_FILES = (TRAIN_CONFIG, TRAIN_LOG, CHECKPOINTS, TRACKING_LOGS, "README.md", "adapter_config.json",
+                 "adapter_model.*", "training_args.bin", *_TOKENIZER_FILES)
 MERGED_FILES = (MERGE_INFO, "README.md", "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
                 "pytorch_model*.bin", "pytorch_model.bin.index.json", *_TOKENIZER_FILES)
 
