@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import signal
 import struct
 import subprocess
@@ -256,6 +257,8 @@ def test_report_to_tensorboard_logs_the_loss_next_to_the_adapter(data_dir, tmp_p
                  "--max-steps", "2", "--batch-size", "4", "--max-length", "320", "--decision-loss", "tokens",
                  "--report-to", "tensorboard"])
     assert code == 0, capsys.readouterr().err
+    shown = capsys.readouterr().out  # not a terminal: the progress as plain lines, with the loss
+    assert "\r" not in shown and re.search(r"^training: 2/2 \(100%\), .*, loss \d+\.\d{4}$", shown, re.MULTILINE), shown
     losses = _tensorboard_scalars(out / "runs")["train/loss"]
     logged = [json.loads(line) for line in (out / "training_log.jsonl").read_text().splitlines()]
     assert [step for step, _ in losses] == [1, 2]

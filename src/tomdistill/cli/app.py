@@ -86,8 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from ..errors import describe_validation_error
+    from ..progress import silence_other_progress_bars
     from ..signals import unreported_stop
 
+    # Before any command imports datasets, transformers or tqdm: their bars would interleave with
+    # ours and fill logs with carriage returns (progress.py).
+    silence_other_progress_bars()
     click = _click_exceptions()
     try:
         code = app(args=argv, prog_name="tomdistill", standalone_mode=False)

@@ -55,8 +55,6 @@ def _forward_names() -> tuple[str, str]:
 
 
 _CACHE_KW, _KEEP_KW = _forward_names()
-# Our own progress bars say what is happening; transformers' per-load bars only add noise.
-transformers.utils.logging.disable_progress_bar()
 
 
 def pick_device(requested: str | None) -> str:

@@ -1,4 +1,4 @@
-"""Trainer callbacks for `tomdistill train`: the loss log file and a rich progress bar.
+"""Trainer callbacks for `tomdistill train`: the loss log file and the progress display.
 
 Imported only when a training starts (build.py), so that importing tomdistill never imports transformers.
 """
@@ -6,10 +6,12 @@ Imported only when a training starts (build.py), so that importing tomdistill ne
 from __future__ import annotations
 
 import json
+from contextlib import ExitStack
 from pathlib import Path
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from transformers import TrainerCallback
+
+from ..progress import ProgressUpdate, progress_bar
 
 
 class LossLog(TrainerCallback):
@@ -39,28 +41,29 @@ class LossLog(TrainerCallback):
 
 
 class RichProgress(TrainerCallback):
-    """Steps done / total, the latest loss, elapsed time and ETA (rank 0 only)."""
+    """Steps done / total, the latest loss, elapsed time and ETA (rank 0 only), in the display every
+    long command shows (progress.py): a bar on a terminal, plain lines in a log."""
 
     def __init__(self) -> None:
-        self.bar: Progress | None = None
+        self.display = ExitStack()
+        self.update: ProgressUpdate | None = None
+        self.loss = "loss -"
 
     def on_train_begin(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            self.bar = Progress(
-                TextColumn("training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-                TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            )
-            self.task = self.bar.add_task("train", total=state.max_steps, completed=state.global_step, loss="-")
-            self.bar.start()
+            self.update = self.display.enter_context(progress_bar("training"))
+            self.update(state.global_step, state.max_steps, self.loss)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.bar:
-            self.bar.update(self.task, completed=state.global_step)
+        # A step that logs is shown by on_log, right after, with its own loss rather than the last one.
+        if self.update and not control.should_log:
+            self.update(state.global_step, state.max_steps, self.loss)
 
     def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.bar and logs and "loss" in logs:
-            self.bar.update(self.task, loss=f"{logs['loss']:.4f}")
+        if self.update and logs and "loss" in logs:
+            self.loss = f"loss {logs['loss']:.4f}"
+            self.update(state.global_step, state.max_steps, self.loss)
 
     def on_train_end(self, args, state, control, **kwargs):
-        if self.bar:
-            self.bar.stop()
+        self.display.close()
+        self.update = None

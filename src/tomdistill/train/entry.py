@@ -86,10 +86,8 @@ def train(
     check_trackers(config.report_to)  # before anything is written or loaded
 
     claim_dir(out, ADAPTER_KIND, legacy=is_adapter_folder)
-    import datasets
     import transformers
 
-    datasets.disable_progress_bars()  # TRL's per-map bars; our own bar follows the training
     path = local_model_path(student)
     data = load_training_data(data_dir)
     data = data.select_columns(training_columns(data.column_names, soft=config.decision_loss != "tokens"))
