@@ -43,6 +43,8 @@ def test_adapter_checkpoints_stay_behind(tmp_path) -> None:
     folder = tmp_path / "adapter"
     (folder / "checkpoints" / "checkpoint-2").mkdir(parents=True)
     (folder / "checkpoints" / "checkpoint-2" / "optimizer.pt").write_bytes(b"x")
+    (folder / "runs").mkdir()
+    (folder / "runs" / "events.out.tfevents.1").write_bytes(b"x")
     for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
         (folder / name).write_text("{}")
     write_marker(folder, "adapter")

@@ -252,6 +252,7 @@ def is_dataset_folder(folder: Path) -> bool:
 def _write(out: Path, examples: list[dict[str, Any]], manifest: DatasetManifest, key: str) -> None:
     import datasets
 
+    datasets.disable_progress_bars()  # for Python callers too (the CLI silences them at start)
     replace_owned_dir(out, DATASET_KIND, key=key, legacy=is_dataset_folder)
     with (out / "train.jsonl").open("w") as fh:
         for e in examples:

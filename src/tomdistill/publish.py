@@ -2,8 +2,8 @@
 lay out exactly those files in a local folder (to check them, or to serve them from a mirror).
 
 Only what another tool needs travels: a dataset without its `hf/` save_to_disk copy (train.parquet
-holds the same rows, and the card points `load_dataset` at it), an adapter without the training
-checkpoints, and never tomdistill's folder marker. Uploading goes through `huggingface_hub`
+holds the same rows, and the card points `load_dataset` at it), an adapter without its training
+checkpoints and TensorBoard logs, and never tomdistill's folder marker. Uploading goes through `huggingface_hub`
 (`HfApi.create_repo` + `upload_folder`) with its own login or `HF_TOKEN`; the repo type follows the
 folder (datasets to dataset repos).
 """
@@ -22,7 +22,7 @@ PUBLISHED_KIND = "published"
 #: Per folder kind: the repo type on the Hub, and the entries that stay behind.
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "dataset": ("dataset", ("hf",)),
-    "adapter": ("model", ("checkpoints",)),
+    "adapter": ("model", ("checkpoints", "runs")),  # runs/: TensorBoard logs of the training
     "merged": ("model", ()),
 }
 

@@ -55,6 +55,9 @@ def _forward_names() -> tuple[str, str]:
 
 
 _CACHE_KW, _KEEP_KW = _forward_names()
+# Also for Python callers (Agent.load in a simulation), who do not pass through the CLI's
+# silence_other_progress_bars: transformers' per-load bars only add noise to theirs.
+transformers.utils.logging.disable_progress_bar()
 
 
 def pick_device(requested: str | None) -> str:
