@@ -49,3 +49,20 @@ def test_every_stage_that_ran_records_its_peak(tmp_path, stub_train, capsys) -> 
     stages = json.loads((out / "manifest.json").read_text())["stages"]
     assert all(stage["details"]["peak_rss_mib"] > 10 for stage in stages.values())
     assert "peak" in capsys.readouterr().out
+
+
+def test_process_peak_reads_each_platforms_units(monkeypatch) -> None:
+    import resource
+    import sys
+    from types import SimpleNamespace
+
+    from tomdistill import memory
+
+    monkeypatch.setattr(resource, "getrusage", lambda who: SimpleNamespace(ru_maxrss=2 * 2**20))
+    monkeypatch.setattr(sys, "platform", "linux")
+    assert memory.process_peak_mib() == 2048  # KiB on Linux
+    monkeypatch.setattr(sys, "platform", "darwin")
+    assert memory.process_peak_mib() == 2  # bytes on macOS
+    monkeypatch.setitem(sys.modules, "resource", None)  # Windows has no resource module: psutil's peak
+    monkeypatch.setattr(memory.psutil.Process, "memory_info", lambda self: SimpleNamespace(rss=1, peak_wset=3 * 2**20))
+    assert memory.process_peak_mib() == 3

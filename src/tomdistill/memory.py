@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
+import sys
 import threading
 from functools import cache
 from types import TracebackType
@@ -49,6 +50,20 @@ def release_freed_memory() -> None:
     trim = _malloc_trim()
     if trim is not None:
         trim(0)
+
+
+def process_peak_mib() -> float:
+    """This process's peak resident memory so far, in MiB, on Linux, macOS and Windows.
+
+    `ru_maxrss` counts KiB on Linux but bytes on macOS, and Windows has no `resource` module;
+    psutil reports the peak working set there. Children are not counted: every stage runs in-process."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        info = psutil.Process().memory_info()
+        return getattr(info, "peak_wset", info.rss) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
 
 
 class PeakMemory:

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import platform
-import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from typing import Any
 from .config import Config, StudentConfig, TeacherConfig
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
-from .memory import PeakMemory, release_freed_memory
+from .memory import PeakMemory, process_peak_mib, release_freed_memory
 from .models.base import SamplingSettings
 from .outdirs import Legacy, check_dir, claim_dir, holds_only, replace_owned_dir
 from .progress import progress_bar
@@ -108,11 +107,6 @@ class PipelineResult:
     eval_json: Path
     report_dir: Path
     peak_rss_mb: float
-
-
-def _peak_rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux; children cover nothing here (all stages run in-process).
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Pipeline:
@@ -405,7 +399,7 @@ class Pipeline:
         self._stage("student", lambda: self._student_run("student", self.paths["adapter"]))
         self._stage("evaluate", self.evaluate)
         self._stage("report", self.report)
-        result = PipelineResult(self.out, self.records, self.paths["eval"], self.paths["report"], round(_peak_rss_mb(), 1))
+        result = PipelineResult(self.out, self.records, self.paths["eval"], self.paths["report"], round(process_peak_mib(), 1))
         self._write_manifest(result, time.perf_counter() - started)
         return result
 
