@@ -20,7 +20,8 @@ from tomdistill.train.card import write_adapter_card, write_merged_card  # noqa:
 from tomdistill.train.folders import adapter_student  # noqa: E402
 
 STUDENT = EMBEDDED["student"]
-PEFT_CARD = "---\nbase_model: /root/.cache/tomdistill/models/student-abc\nlibrary_name: peft\ntags:\n- lora\n---\n\n# Model Card\n"
+PEFT_CARD = ("---\nbase_model: /root/.cache/tomdistill/models/student-abc\nlibrary_name: peft\ntags:\n- lora\n"
+             "- base_model:adapter:/root/.cache/tomdistill/models/student-abc\n---\n\n# Model Card\n")
 
 
 def _info() -> dict:
@@ -64,7 +65,7 @@ def test_adapter_card_keeps_peft_metadata_and_points_at_the_hub(tmp_path) -> Non
     write_adapter_card(folder, _info(), _manifest(), base_weights("default:student"), ["| split | gap |", "|---|---|"])
     data = ModelCard.load(folder / "README.md").data.to_dict()
     assert data["base_model"] == STUDENT.hub_id and data["library_name"] == "peft"
-    assert {"lora", "tomdistill"} <= set(data["tags"])
+    assert {"lora", "tomdistill", f"base_model:adapter:{STUDENT.hub_id}"} <= set(data["tags"])
     assert data["tomdistill"]["base"]["gguf_sha256"] == STUDENT.sha256
     assert data["tomdistill"]["teacher"] == {"run": "teacher-1", "model": "default:teacher"}
     text = (folder / "README.md").read_text()

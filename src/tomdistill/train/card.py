@@ -39,7 +39,11 @@ def card_metadata(folder: Path, base: BaseWeights, library: str, extra: dict[str
         data["base_model"] = base.hub_id
     data["library_name"] = library
     data["pipeline_tag"] = "text-generation"
-    data["tags"] = sorted(set(data.get("tags") or []) | set(TAGS))
+    # PEFT tags the adapter "base_model:adapter:<what it loaded>", a cache path here: named anew.
+    tags = {t for t in data.get("tags") or [] if not str(t).startswith("base_model:")} | set(TAGS)
+    if base.hub_id and library == "peft":
+        tags.add(f"base_model:adapter:{base.hub_id}")
+    data["tags"] = sorted(tags)
     data[CARD_KEY] = {"base": base.card_block(), **extra}
     return data
 
