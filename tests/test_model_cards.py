@@ -112,3 +112,10 @@ def test_merged_card_is_a_transformers_card_of_a_merge(tmp_path) -> None:
     data = ModelCard.load(folder / "README.md").data.to_dict()
     assert data["library_name"] == "transformers" and data["base_model_relation"] == "merge"
     assert data["base_model"] == STUDENT.hub_id and data["tomdistill"]["teacher"] == {"run": "t", "model": "m"}
+
+
+def test_the_cli_prints_the_warning_as_one_line(capsys) -> None:
+    from tomdistill.cli.app import _show_warning
+
+    _show_warning(OtherWeightsWarning("trained on X;\n  loading Y"), OtherWeightsWarning, "folders.py", 66)
+    assert capsys.readouterr().err == "warning: trained on X; loading Y\n"

@@ -11,6 +11,10 @@ class TomdistillError(Exception):
     """A problem the user can fix: bad file, unknown id, missing folder. Never a bug in tomdistill."""
 
 
+class TomdistillWarning(UserWarning):
+    """Something the user should know that does not stop the work; the CLI prints it as one line."""
+
+
 class LibraryError(TomdistillError):
     """A scenario library file is unreadable or one of its entries is invalid.
 

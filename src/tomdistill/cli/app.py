@@ -9,11 +9,12 @@ traceback; see `main`.
 from __future__ import annotations
 
 import sys
+import warnings
 from typing import Annotated, Any
 
 import typer
 
-from ..errors import TomdistillError
+from ..errors import TomdistillError, TomdistillWarning
 from ..signals import stop_exit_code, stop_word
 from ..versions import __version__
 from . import agents, config_show, elicit, evaluation, publish, run, runs, scenarios, training
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     # Before any command imports datasets, transformers or tqdm: their bars would interleave with
     # ours and fill logs with carriage returns (progress.py).
     silence_other_progress_bars()
+    warnings.showwarning = _show_warning
     click = _click_exceptions()
     try:
         code = app(args=argv, prog_name="tomdistill", standalone_mode=False)
@@ -122,6 +124,18 @@ def _click_exceptions() -> Any:
     except ImportError:  # typer releases that use the click package
         from click import exceptions
     return exceptions
+
+
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int, file: Any = None,
+                  line: str | None = None) -> None:
+    """tomdistill's own warnings as one line on stderr, like its errors; other libraries' as Python prints them."""
+    if issubclass(category, TomdistillWarning):
+        print("warning: " + " ".join(str(message).split()), file=sys.stderr)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 def _one_line(message: str) -> int:

@@ -17,14 +17,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import TomdistillError
+from ..errors import TomdistillError, TomdistillWarning
 from .registry import parse_spec
 
 #: The key of tomdistill's block in model card metadata (README.md front matter).
 CARD_KEY = "tomdistill"
 
 
-class OtherWeightsWarning(UserWarning):
+class OtherWeightsWarning(TomdistillWarning):
     """An adapter is being put on other weights than the ones it was trained on."""
 
 
