@@ -23,6 +23,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ..ask import source_kind
@@ -34,6 +35,7 @@ from ..scenarios.render import PastRound
 from ..scenarios.spec import MatrixGame
 from ..store import Move, Play, Store
 from .agent import Agent
+from .policy import POLICY_FILE, PolicyTable
 from .strategies import STRATEGIES, Player, is_strategy, strategy
 
 _LABEL = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,63}$")
@@ -118,7 +120,8 @@ def load_players(
     options: ModelOptions | None = None,
 ) -> dict[str, Player]:
     """Players from command-line references, each `[LABEL=]SOURCE`, where SOURCE is a strategy name
-    (always-C, always-D, tit-for-tat, random), an agent or adapter folder, or a model spec.
+    (always-C, always-D, tit-for-tat, random), an agent or adapter folder, a policy table folder
+    (`tomdistill policy`), or a model spec.
 
     `mode`, `protocol`, `temperature` and `max_new_tokens` set how model specs and adapter folders
     decide; an exported agent folder decides as its agent.json says (that is what it was exported
@@ -139,6 +142,8 @@ def load_players(
         for label, source in parsed:
             if is_strategy(source):
                 player: Player = strategy(source)
+            elif (Path(source) / POLICY_FILE).is_file():  # a policy table plays without a model
+                player = PolicyTable.load(source)
             elif _source_kind(source) == "agent":
                 player = Agent.load(source, options=options)
             else:

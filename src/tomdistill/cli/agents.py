@@ -175,3 +175,45 @@ def _print_play(summary: dict[str, Any]) -> None:
     for row in summary["types"]:
         matrix.add_row(row, *(fmt(summary["matrix"][row][col]["mean_payoff"]) for col in summary["types"]))
     console.print(matrix)
+
+
+def policy(
+    source: Annotated[str, typer.Argument(metavar="AGENT", help="An agent folder (`tomdistill export`), an adapter folder, or a model spec (default:student, hf:..., planted:default, ...).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for policy.json and its card (new, or one tomdistill wrote).")],
+    scenario: Annotated[list[str] | None, typer.Option("--scenario", "-s", help="Scenario id to cover (repeatable).")] = None,
+    split: Annotated[list[str] | None, typer.Option("--split", help="Cover every scenario of this split (repeatable). Default: train, when no --scenario is given.")] = None,
+    rounds: Annotated[int, typer.Option(min=1, max=6, help="Also cover every history before rounds 1..ROUNDS of the matrix games (4^(ROUNDS-1) histories at the last round), for repeated play.")] = 1,
+    protocol: Annotated[ProtocolChoice | None, typer.Option("--protocol", "-p", help="Prompt protocol of model specs and adapter folders (default: answer); agent folders use their own.")] = None,
+    temperature: Annotated[float | None, typer.Option(min=0, help=f"Temperature of the distributions, for model specs and adapter folders. Default: {DEFAULT_SAMPLING.temperature:g}.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... for local models.")] = None,
+    library: LibraryOption = None,
+    as_json: Annotated[bool, json_option("out, label, rows, scenarios, rounds, temperature, elapsed_s.")] = False,
+) -> None:
+    """Export an agent's exact decision distributions as a policy table: decisions without a model.
+
+    Example: tomdistill policy out/agent --split train --rounds 3 --out policy/   (then play it, or PolicyTable.load)
+    """
+    import time
+
+    from ..agents import Agent
+    from ..agents.policy import build_policy_table, write_policy_table
+    from ..ask import model_options
+
+    lib = scenario_library(library, None)
+    chosen = lib.select(scenario or (), split or (() if scenario else ["train"]))
+    started = time.perf_counter()
+    with stdout_to_stderr(as_json):
+        agent = Agent.load(source, mode="score", protocol=protocol.value if protocol else None,
+                           options=model_options(device=device))
+        if temperature is not None:
+            agent.sampling = agent.sampling.model_copy(update={"temperature": temperature})
+        table = build_policy_table(agent, chosen, rounds=rounds)
+        agent.close()
+        write_policy_table(table, out)
+    summary = {"out": str(out), "label": table.label, "rows": len(table), "scenarios": len(table.meta["scenarios"]),
+               "rounds": rounds, "temperature": table.meta["temperature"], "elapsed_s": round(time.perf_counter() - started, 2)}
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(f"wrote {summary['rows']} rows ({summary['scenarios']} scenarios) to {out}; "
+                      f"load it with tomdistill.agents.policy.PolicyTable.load({str(out)!r})", highlight=False, markup=False)

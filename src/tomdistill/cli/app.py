@@ -76,6 +76,7 @@ app.add_typer(config_app, name="config")
 app.command()(run.run)
 app.command()(agents.export)
 app.command()(agents.play)
+app.command()(agents.policy)
 
 
 def main(argv: list[str] | None = None) -> int:
