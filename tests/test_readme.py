@@ -24,7 +24,7 @@ def test_ci_runs_the_readme_test_command() -> None:
 def test_readme_test_command_installs_chromium_where_missing() -> None:
     # tests/test_report_browser.py needs a browser; Debian's package, only where none is on the PATH.
     install, _, rest = readme_command("Install and run the tests").partition("; } && ")
-    assert install.startswith("{ command -v chromium || $(command -v sudo) sh -c 'apt-get update")
+    assert install.startswith("{ command -v chromium || $(command -v sudo >/dev/null && echo sudo -n) sh -c 'apt-get update")
     assert "DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium'" in install
     assert rest.startswith("python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && ")
     assert rest.endswith(" && pytest")

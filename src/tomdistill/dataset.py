@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from .augment import mapped_target, paraphrased, permuted
-from .dataset_card import CARD, LLAMA_FACTORY, PARQUET, write_hub_files
+from .dataset_card import write_hub_files
 from .errors import TomdistillError
 from .jsonfiles import load_json_file
 from .outdirs import check_dir, holds_only, replace_owned_dir
@@ -233,8 +233,9 @@ def _by_scenario(examples: list[dict[str, Any]]) -> dict[str, list[dict[str, Any
     return grouped
 
 
-#: What a dataset folder holds (see _write): an unmarked folder with anything else is not replaced.
-DATASET_FILES = ("train.jsonl", "hf", MANIFEST, PARQUET, CARD, LLAMA_FACTORY)
+#: What a dataset folder held before markers existed: an unmarked folder with anything else is not
+#: replaced (frozen: files written since, e.g. train.parquet, only ever appear in marked folders).
+DATASET_FILES = ("train.jsonl", "hf", MANIFEST)
 
 
 def is_dataset_folder(folder: Path) -> bool:

@@ -59,30 +59,67 @@ def files_to_push(folder: Path, kind: str) -> list[str]:
     return found
 
 
-def is_local_target(target: str) -> bool:
-    """A path (absolute, relative or home-based) rather than a Hub repo id like `org/name`."""
-    return target.startswith(("/", ".", "~")) or Path(target).exists() or target.count("/") != 1
+def _nested(a: Path, b: Path) -> bool:
+    """Whether one folder is, or lies inside, the other (a copy would then delete or copy itself)."""
+    a, b = a.resolve(), b.resolve()
+    return a == b or a in b.parents or b in a.parents
 
 
-def push(folder: Path, target: str, *, private: bool = False, api: Any = None) -> Pushed:
-    """Copy `folder`'s publishable files to a local folder, or upload them to the Hub repo `target`."""
-    kind = folder_kind(folder)
-    repo_type, _ = KINDS[kind]
-    files = files_to_push(folder, kind)
-    if is_local_target(target):
-        out = Path(target).expanduser()
-        if out.resolve() == folder.resolve():
-            raise TomdistillError(f"{target}: is the folder being pushed; choose another target")
-        replace_owned_dir(out, PUBLISHED_KIND)  # a folder of the user's is never written into
-        for rel in files:
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(folder / rel, out / rel)
-        return Pushed(str(folder), str(out), repo_type, files, None)
+def check_publishable(folder: Path, kind: str) -> None:
+    """Refuse folders written before tomdistill wrote what other tools read (cards, Parquet)."""
+    from .models.provenance import card_block
+
+    if kind == "dataset" and not (folder / "train.parquet").is_file():
+        raise TomdistillError(f"{folder}: built by an older tomdistill (no train.parquet or dataset card); "
+                              "build it again with `tomdistill dataset` before pushing")
+    if kind in ("adapter", "merged") and card_block(folder) is None:
+        raise TomdistillError(f"{folder}: its README.md has no tomdistill model-card metadata (an older "
+                              "tomdistill wrote it); train or merge it again before pushing")
+
+
+def copy_out(folder: Path, files: list[str], out: Path) -> None:
+    """The files into `out`: a new folder or one an earlier push wrote, never a folder of the user's."""
+    if _nested(folder, out):
+        raise TomdistillError(f"{out}: is or contains (or lies inside) {folder}; choose a folder outside it")
+    replace_owned_dir(out, PUBLISHED_KIND)
+    for rel in files:
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(folder / rel, out / rel)
+
+
+def upload(folder: Path, files: list[str], repo_id: str, repo_type: str, kind: str, private: bool, api: Any) -> str:
+    """The files to the Hub repo `repo_id` (created when missing); its URL. Hub and network errors are one line."""
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+
     if api is None:
         from huggingface_hub import HfApi
 
         api = HfApi()
-    repo = api.create_repo(target, repo_type=repo_type, private=private, exist_ok=True)
-    api.upload_folder(folder_path=str(folder), repo_id=target, repo_type=repo_type, allow_patterns=files,
-                      commit_message=f"tomdistill push of a {kind} folder")
-    return Pushed(str(folder), target, repo_type, files, str(getattr(repo, "url", repo)))
+    try:
+        repo = api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True)
+        api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type=repo_type, allow_patterns=files,
+                          commit_message=f"tomdistill push of a {kind} folder")
+    except (HfHubHTTPError, HFValidationError, OSError) as exc:
+        raise TomdistillError(f"push to {repo_id}: {' '.join(str(exc).split())[:300]} (log in with "
+                              "`hf auth login` or set HF_TOKEN; check the repo id)") from None
+    except Exception as exc:  # noqa: BLE001  (the HTTP client's own errors: httpx or requests, by hub version)
+        if type(exc).__module__.split(".")[0] not in ("httpx", "requests", "urllib3"):
+            raise
+        raise TomdistillError(f"push to {repo_id}: cannot reach the Hub ({type(exc).__name__})") from None
+    return str(getattr(repo, "url", repo))
+
+
+def push(folder: Path, *, repo_id: str | None = None, to: Path | None = None, private: bool = False,
+         api: Any = None) -> Pushed:
+    """`folder`'s publishable files to the Hub repo `repo_id`, or copied into the local folder `to`."""
+    if (repo_id is None) == (to is None):
+        raise TomdistillError("give either a Hub repo id (--repo-id org/name) or a local folder (--to DIR)")
+    kind = folder_kind(folder)
+    check_publishable(folder, kind)
+    repo_type, _ = KINDS[kind]
+    files = files_to_push(folder, kind)
+    if to is not None:
+        copy_out(folder, files, to.expanduser())
+        return Pushed(str(folder), str(to), repo_type, files, None)
+    url = upload(folder, files, repo_id, repo_type, kind, private, api)  # type: ignore[arg-type]
+    return Pushed(str(folder), repo_id, repo_type, files, url)  # type: ignore[arg-type]

@@ -325,7 +325,7 @@ def _plan(adapter: Path, out: Path, *, eval_json: Path | None, student: str | No
     check_adapter_files(adapter)
     check_out(adapter, out)
     info = training_info(adapter)
-    student = student_of(adapter, student)
+    student = student_of(adapter, student, other_weights=False)  # the base it pins must be the trained-on one
     base = base_ref(student)
     if mode is not None and mode not in MODES:
         raise TomdistillError(f"unknown decision mode '{mode}'; choose sample or score")

@@ -11,7 +11,6 @@ those are other weights than the adapter was trained on.
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -44,15 +43,18 @@ class BaseWeights:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
+def _looks_like_path(text: str) -> bool:
+    """A filesystem path (absolute, relative or home-based, any OS), not a Hub id like org/name."""
+    return text.startswith((".", "/", "~", "\\")) or (len(text) > 1 and text[1] == ":") or "\\" in text
+
+
 def _local_hub_id(folder: Path) -> str | None:
-    """The Hub id a local transformers folder was downloaded as, when its config still says one."""
-    try:
-        name = json.loads((folder / "config.json").read_text()).get("_name_or_path")
-    except (OSError, ValueError, AttributeError):
-        return None
-    # A path (absolute, relative or home-based) is where it was saved, not what it is.
-    if isinstance(name, str) and name.count("/") == 1 and not name.startswith((".", "/", "~")):
-        return name
+    """The Hub id of a folder inside the Hugging Face cache (`.../models--org--name/snapshots/REV`).
+    Any other folder's id is unknown: its config.json's `_name_or_path` often names the model it
+    was fine-tuned from, which would point a card at other weights."""
+    for part in reversed(folder.resolve().parts):
+        if part.startswith("models--") and part.count("--") >= 2:
+            return part[len("models--"):].replace("--", "/", 1)
     return None
 
 
@@ -70,40 +72,39 @@ def base_weights(spec: str) -> BaseWeights:
     return BaseWeights(spec, None)
 
 
-def _installed_embedded(sha256: str, prefer: str | None = None) -> str | None:
-    """The name of this install's embedded model with that GGUF hash (`prefer` first, so a card's
-    own name is kept), if its weight package is installed."""
-    from .embedded import EMBEDDED, part_paths
+def _embedded_with_hash(sha256: str, prefer: str | None = None) -> str | None:
+    """The name of this install's embedded model whose GGUF has that hash (`prefer` first, so a
+    card's own name is kept), whether or not its weight package is installed."""
+    from .embedded import EMBEDDED
 
     names = ([prefer] if prefer in EMBEDDED else []) + list(EMBEDDED)
-    for name in names:
-        w = EMBEDDED[name]
-        if w.sha256 == sha256:
-            try:
-                part_paths(w)
-            except TomdistillError:  # known, but its weight package is not installed here
-                return None
-            return name
-    return None
+    return next((name for name in names if EMBEDDED[name].sha256 == sha256), None)
 
 
-def resolve_base(block: dict[str, Any], where: Path) -> str:
+def resolve_base(block: dict[str, Any], where: Path, *, other_weights: bool = True) -> str:
     """The spec to load for a card's base block: its own spec when that names the same weights
-    here; else this install's embedded model with the same GGUF sha256, whatever its name; else
-    the Hub id, with an OtherWeightsWarning (other weights than the adapter was trained on)."""
+    here; else this install's embedded model with the same GGUF sha256, whatever its name (an
+    error naming the pip package when it is not installed). Weights this install does not know
+    fall back to the Hub id with an OtherWeightsWarning, unless `other_weights` is False (export
+    pins the base it records, so it must not guess)."""
     spec, sha, hub_id = block.get("spec"), block.get("gguf_sha256"), block.get("hub_id")
     if not isinstance(spec, str):
         raise TomdistillError(f"{where}: the model card's '{CARD_KEY}.base' block has no 'spec'")
     provider, ident = parse_spec(spec)
     if not sha:
-        if provider == "hf" and ident.startswith(("/", ".", "~")) and not Path(ident).expanduser().is_dir() and hub_id:
+        if provider == "hf" and other_weights and hub_id and _looks_like_path(ident) and not Path(ident).expanduser().is_dir():
             _warn(where, f"its base folder {ident} is not on this machine", hub_id)
             return f"hf:{hub_id}"
         return spec
-    name = _installed_embedded(sha, prefer=ident if provider == "default" else None)
+    if not isinstance(sha, str):
+        raise TomdistillError(f"{where}: the model card's '{CARD_KEY}.base.gguf_sha256' is not a hash")
+    name = _embedded_with_hash(sha, prefer=ident if provider == "default" else None)
     if name is not None:
+        from .embedded import EMBEDDED, part_paths
+
+        part_paths(EMBEDDED[name])  # not installed: one line naming the pip package
         return f"default:{name}"
-    if not hub_id:
+    if not hub_id or not other_weights:
         raise TomdistillError(f"{where}: trained on {block.get('title', 'embedded weights')} (GGUF sha256 {sha[:12]}...), "
                               f"which this install does not have; install them with: {block.get('package')}")
     _warn(where, f"it was trained on {block.get('title')} (GGUF sha256 {sha[:12]}...), which this install does not "

@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import DEFAULT_PRESET
 from ..dataset import DatasetManifest
+from ..errors import TomdistillError
 from ..models.provenance import CARD_KEY, BaseWeights
 from .folders import TRAIN_CONFIG, TRAIN_LOG
 
@@ -125,10 +126,13 @@ def refresh_adapter_card(folder: Path, dataset: Path, behaviour: list[str]) -> N
 
     if not (folder / TRAIN_CONFIG).is_file():  # not trained by tomdistill: its card is not ours to write
         return
-    info = training_info(folder)
-    if not isinstance(info, dict) or not {"student", "config", "result", "versions", "bf16"} <= set(info):
-        return  # a train_config.json from an older tomdistill or edited by hand: the card stays as it is
-    write_adapter_card(folder, info, load_manifest(dataset), base_weights(info["student"]), behaviour)
+    try:
+        info = training_info(folder)
+        write_adapter_card(folder, info, load_manifest(dataset), base_weights(info["student"]), behaviour)
+    except (TomdistillError, KeyError, TypeError, ValueError, AttributeError, OSError):
+        # A train_config.json or adapter_config.json from an older tomdistill, or edited by hand:
+        # the card stays as it is rather than failing an evaluation that was saved already.
+        return
 
 
 def set_peft_base(folder: Path, base: BaseWeights) -> None:

@@ -86,7 +86,10 @@ def train(
     check_trackers(config.report_to)  # before anything is written or loaded
 
     claim_dir(out, ADAPTER_KIND, legacy=is_adapter_folder)
+    import datasets
     import transformers
+
+    datasets.disable_progress_bars()  # TRL's per-map bars, for Python callers too (the CLI silences them at start)
 
     path = local_model_path(student)
     data = load_training_data(data_dir)

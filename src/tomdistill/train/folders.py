@@ -13,7 +13,6 @@ from typing import Any
 from ..errors import TomdistillError
 from ..jsonfiles import load_json_file
 from ..outdirs import holds_only
-from ..tracking import TRACKING_LOGS
 
 CHECKPOINTS = "checkpoints"
 TRAIN_LOG = "training_log.jsonl"
@@ -27,9 +26,11 @@ ADAPTER_KIND, MERGED_KIND = "adapter", "merged"  # the kinds in the .tomdistill 
 # an unmarked folder holding anything else has a file of the user's in it, and is not taken as ours.
 _TOKENIZER_FILES = ("tokenizer*", "special_tokens_map.json", "vocab.json", "merges.txt", "added_tokens.json",
                     "chat_template.jinja")
-ADAPTER_FILES = (TRAIN_CONFIG, TRAIN_LOG, CHECKPOINTS, TRACKING_LOGS, "README.md", "adapter_config.json",
+# What folders written before markers existed held: the legacy tests below recognise those only
+# (a file added since, in an unmarked folder, can only be the user's). Frozen: do not add to them.
+ADAPTER_FILES = (TRAIN_CONFIG, TRAIN_LOG, CHECKPOINTS, "README.md", "adapter_config.json",
                  "adapter_model.*", "training_args.bin", *_TOKENIZER_FILES)
-MERGED_FILES = (MERGE_INFO, "README.md", "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
+MERGED_FILES = (MERGE_INFO, "config.json", "generation_config.json", "model*.safetensors", "model.safetensors.index.json",
                 "pytorch_model*.bin", "pytorch_model.bin.index.json", *_TOKENIZER_FILES)
 
 
@@ -55,7 +56,7 @@ def training_info(adapter: Path) -> Any:
     return load_json_file(path, "training config")  # one line also for odd encodings and deep nesting
 
 
-def adapter_student(adapter: Path) -> str | None:
+def adapter_student(adapter: Path, *, other_weights: bool = True) -> str | None:
     """The student spec to load an adapter folder on: from its model card's base block (the same
     weights, found by hash, even on another machine; see models/provenance.py), else the spec its
     train_config.json names (folders written before cards had it); None when neither exists."""
@@ -63,7 +64,7 @@ def adapter_student(adapter: Path) -> str | None:
 
     base = card_base(adapter)
     if base is not None:
-        return resolve_base(base, adapter / "README.md")
+        return resolve_base(base, adapter / "README.md", other_weights=other_weights)
     info_path = adapter / TRAIN_CONFIG
     if not info_path.is_file():
         return None
@@ -74,11 +75,11 @@ def adapter_student(adapter: Path) -> str | None:
     return student
 
 
-def student_of(adapter: Path, student: str | None = None) -> str:
+def student_of(adapter: Path, student: str | None = None, *, other_weights: bool = True) -> str:
     """`student` when given, else the one the adapter's train_config.json names; raises when neither says."""
     if student:
         return student
-    found = adapter_student(adapter)
+    found = adapter_student(adapter, other_weights=other_weights)
     if found is None:
         raise TomdistillError(f"{adapter}: no {TRAIN_CONFIG} saying which student it belongs to; pass --student")
     return found
