@@ -56,7 +56,7 @@ def test_adapter_checkpoints_stay_behind(tmp_path) -> None:
     (folder / "checkpoints" / "checkpoint-2" / "optimizer.pt").write_bytes(b"x")
     (folder / "runs").mkdir()
     (folder / "runs" / "events.out.tfevents.1").write_bytes(b"x")
-    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md"):
+    for name in ("adapter_config.json", "adapter_model.safetensors", "README.md", "training_args.bin"):
         (folder / name).write_text("{}")
     write_marker(folder, "adapter")
     assert files_to_push(folder, "adapter") == ["README.md", "adapter_config.json", "adapter_model.safetensors"]

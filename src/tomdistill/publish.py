@@ -22,7 +22,8 @@ PUBLISHED_KIND = "published"
 #: Per folder kind: the repo type on the Hub, and the entries that stay behind.
 KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "dataset": ("dataset", ("hf",)),
-    "adapter": ("model", ("checkpoints", "runs")),  # runs/: TensorBoard logs of the training
+    # runs/: TensorBoard logs; training_args.bin: a pickle (the Hub flags those), its settings are in train_config.json
+    "adapter": ("model", ("checkpoints", "runs", "training_args.bin")),
     "merged": ("model", ()),
 }
 

@@ -112,7 +112,8 @@ def runs_delete(
 
     Other runs are untouched, and the name is free for a new run with other settings. Files that
     name a run keep the name as a record (a dataset's manifest.json, eval.json); `tomdistill run`
-    elicits a deleted stage's run again.
+    elicits a deleted stage's run again, and redoes the stages after it (deleting the teacher run
+    means training again).
     """
     from ..store import Store
 
