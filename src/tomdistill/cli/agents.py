@@ -217,3 +217,57 @@ def policy(
     else:
         console.print(f"wrote {summary['rows']} rows ({summary['scenarios']} scenarios) to {out}; "
                       f"load it with tomdistill.agents.policy.PolicyTable.load({str(out)!r})", highlight=False, markup=False)
+
+
+def fidelity(
+    teacher: Annotated[str, typer.Option("--teacher", "-t", help="The teacher: an agent or adapter folder, a policy table folder, or a model spec (planted:default: the planted reference player).")],
+    candidates: Annotated[list[str], typer.Option("--candidate", "-c", help="A population to compare, LABEL=SOURCE (repeatable), e.g. student=out/adapter base=default:student.")],
+    scenario: Annotated[str, typer.Option("--scenario", "-s", help="Scenario id of a two-player matrix game.")],
+    opponents: Annotated[list[str] | None, typer.Option("--opponent", "-o", help="Opponent types every population meets (repeatable). Default: tit-for-tat, always-C, always-D, random.")] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds per match.")] = 5,
+    pairs: Annotated[int, typer.Option(min=1, help="Matches per pair of types: the independent units of the intervals.")] = 10,
+    run: Annotated[str, typer.Option("--run", "-r", help="Prefix of the play runs in the store (resumable).")] = "fidelity",
+    seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed: the same match seeds for every population.")] = 0,
+    bootstrap: Annotated[int, typer.Option(min=100, help="Resamples of matches for the intervals.")] = 2000,
+    mode: Annotated[ModeChoice | None, typer.Option("--mode", help="Decision mode of model specs and adapter folders (default: score for adapters, sample for specs).")] = None,
+    store: StoreOption = None,
+    library: LibraryOption = None,
+    as_json: Annotated[bool, json_option("scenario, rounds, pairs, seed, opponents, players, candidates (per label: "
+                                         "quantities {name: teacher, candidate, difference, ci}, "
+                                         "cross_play_payoff_vs_teacher, summary).")] = False,
+) -> None:
+    """Compare populations: each candidate in the teacher's place against the same opponents, quantity by quantity.
+
+    Example: tomdistill fidelity --teacher planted:default -c student=run/adapter -c base=default:student --scenario team/prisoners_dilemma
+    """
+    from ..agents.fidelity import population_fidelity
+    from ..agents.play import load_players
+    from ..store import Store
+
+    lib = scenario_library(library, None)
+    chosen = lib.scenario(scenario)
+    with stdout_to_stderr(as_json):
+        refs = opponents or ["tit-for-tat", "always-C", "always-D", "random"]
+        mode_value = mode.value if mode else None
+        teacher_player = next(iter(load_players([f"teacher={teacher}"], mode=mode_value).values()))
+        population = load_players(candidates, mode=mode_value)
+        rivals = load_players(refs)
+        with Store(store) as db:
+            report = population_fidelity(db, teacher_player, population, rivals, chosen, run=run, rounds=rounds,
+                                         pairs=pairs, seed=seed, resamples=bootstrap)
+    if as_json:
+        print_json(report)
+        return
+    _print_fidelity(report)
+
+
+def _print_fidelity(report: dict[str, Any]) -> None:
+    for name, found in report["candidates"].items():
+        table = Table(title=f"{name} vs teacher: {report['scenario']}, {report['rounds']} rounds, {report['pairs']} matches per pair")
+        for column in ("quantity", "teacher", name, "difference [95% CI]"):
+            table.add_column(column, justify="left" if column == "quantity" else "right")
+        for quantity, q in found["quantities"].items():
+            table.add_row(quantity, f"{q['teacher']:.3f}", f"{q['candidate']:.3f}" if q["candidate"] is not None else "-",
+                          f"{q['difference']:+.3f} [{q['ci'][0]:+.3f}, {q['ci'][1]:+.3f}]")
+        console.print(table)
+        console.print(found["summary"], highlight=False, markup=False)

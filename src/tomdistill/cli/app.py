@@ -77,6 +77,7 @@ app.command()(run.run)
 app.command()(agents.export)
 app.command()(agents.play)
 app.command()(agents.policy)
+app.command()(agents.fidelity)
 
 
 def main(argv: list[str] | None = None) -> int:
