@@ -14,6 +14,8 @@ from tomdistill.errors import TomdistillError
 from tomdistill.evaluate import load_report
 from tomdistill.pipeline import STAGES, Pipeline
 
+from mockrun import mock_run_config
+
 TINY = """
 seed = 3
 [scenarios]
@@ -81,26 +83,11 @@ def test_stage_keys_follow_their_inputs(tmp_path) -> None:
     hotter = Pipeline(Config.model_validate({"evaluate": {"temperature": 1.0}}), tmp_path).keys
     assert {s for s in STAGES if base[s] != hotter[s]} == set(STAGES) - {"teacher"}
 
-
-MOCK = """
-seed = 1
-[scenarios]
-include = ["team/*", "sports/*", "community/*"]
-[teacher]
-model = "{teacher}"
-samples = 3
-[student]
-model = "mock:rate=0.9"
-[evaluate]
-bootstrap = 50
-"""
-
-
 @pytest.mark.parametrize(("teacher", "mode"), [("mock:rate=0.3", "score"), ("mock:rate=0.3,noscore=1", "sample")],
                          ids=["scored", "cannot-be-scored"])
 def test_the_teacher_reference_is_scored_on_every_split(teacher, mode, tmp_path, stub_train, capsys) -> None:
     config = tmp_path / "c.toml"
-    config.write_text(MOCK.replace("{teacher}", teacher))
+    config.write_text(mock_run_config(teacher=teacher, samples=3, bootstrap=50))
     out = tmp_path / "run"
     assert main(["run", str(config), "--out", str(out)]) == 0, capsys.readouterr().err
     manifest = json.loads((out / "manifest.json").read_text())

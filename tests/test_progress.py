@@ -15,6 +15,8 @@ from rich.console import Console
 from tomdistill.cli import main
 from tomdistill.progress import _QUIET, progress_bar, silence_other_progress_bars
 
+from mockrun import mock_run_config
+
 # What a tqdm bar leaves in a log: "Saving the dataset (1/1 shards): 100%|####| 5/5 [00:01<00:00, 3.1 examples/s]".
 BAR = re.compile(r"\d+%\||\[\d\d:\d\d<\d\d:\d\d")
 
@@ -77,26 +79,11 @@ def test_plain_lines_one_per_tenth_when_not_a_terminal() -> None:
     assert "\r" not in log.getvalue() and not BAR.search(log.getvalue())
     assert lines[-1].endswith("ETA 0:00:00, loss 0.5")  # one line each, however long: never folded at 40 columns
 
-
-MOCK = """
-seed = 1
-[scenarios]
-include = ["team/*", "sports/*", "community/*"]
-[teacher]
-model = "mock:rate=0.3"
-samples = 2
-[student]
-model = "mock:rate=0.9"
-[evaluate]
-bootstrap = 20
-"""
-
-
 def test_a_run_in_a_log_shows_progress_lines_and_no_bars(quiet_env, stub_train, tmp_path, capsys) -> None:
     """`tomdistill run` with output captured (not a terminal): every stage's progress as plain lines,
     and no other library's bar (the dataset stage saves with datasets, whose bars are on by default)."""
     config = tmp_path / "c.toml"
-    config.write_text(MOCK)
+    config.write_text(mock_run_config())
     assert main(["run", str(config), "--out", str(tmp_path / "run")]) == 0, capsys.readouterr().err
     out, err = capsys.readouterr()
     assert "\r" not in out + err and not BAR.search(out + err), (out + err)[-3000:]

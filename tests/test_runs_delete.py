@@ -14,6 +14,7 @@ from tomdistill.cli.app import app
 from tomdistill.store import Store
 
 from badinput import make_store, run_bad, store_dump
+from mockrun import mock_run_config
 
 
 def rows(db: Path, run: str) -> list[tuple]:
@@ -77,31 +78,16 @@ def test_a_deleted_name_takes_a_run_with_other_settings(tmp_path, capsys) -> Non
         run = store.require_run("r0")
         assert run.model == "mock:rate=0.9" and store.count(run.id) == 2
 
-
-MOCK = """
-seed = 1
-[scenarios]
-include = ["team/*", "sports/*", "community/*"]
-[teacher]
-model = "mock:rate=0.3"
-samples = 2
-[student]
-model = "mock:rate=0.9"
-[evaluate]
-bootstrap = {bootstrap}
-"""
-
-
 def test_run_elicits_again_a_stage_whose_run_was_deleted(tmp_path, stub_train, capsys) -> None:
     config, out = tmp_path / "c.toml", tmp_path / "run"
-    config.write_text(MOCK.format(bootstrap=20))
+    config.write_text(mock_run_config(bootstrap=20))
     assert main(["run", str(config), "--out", str(out)]) == 0, capsys.readouterr().err
     base = json.loads((out / "pipeline.json").read_text())["base"]["details"]["run"]
     db = out / "tomdistill.db"
     assert main(["runs", "delete", base, "--store", str(db), "--yes"]) == 0
     capsys.readouterr()
     # A changed evaluation reads the base run: without it, evaluate would fail on the missing run.
-    config.write_text(MOCK.format(bootstrap=30))
+    config.write_text(mock_run_config(bootstrap=30))
     assert main(["run", str(config), "--out", str(out)]) == 0, capsys.readouterr().err
     log = capsys.readouterr().out
     assert "[base] running" in log and "[teacher] up to date" in log

@@ -20,20 +20,8 @@ from tomdistill.pipeline import STAGES
 from tomdistill.store import Store
 
 from badinput import make_store, run_bad, tree_digest
+from mockrun import mock_run_config
 
-# Mock teacher and student: the pipeline runs every stage in seconds (training is stubbed below).
-MOCK_RUN = """
-seed = 3
-[scenarios]
-include = ["team/*", "sports/*", "community/*"]
-[teacher]
-model = "mock:rate=0.6"
-samples = 2
-[student]
-model = "mock:rate=0.4"
-[evaluate]
-bootstrap = 50
-"""
 # pipeline.json as a run before markers left it (the teacher stage done).
 OLD_STATE = {"teacher": {"key": "0123456789ab", "seconds": 1.0, "finished": "2025-01-01T00:00:00", "details": {}}}
 
@@ -42,7 +30,7 @@ OLD_STATE = {"teacher": {"key": "0123456789ab", "seconds": 1.0, "finished": "202
 def config_file(tmp_path: Path) -> Path:
     path = tmp_path / "config" / "run.toml"
     path.parent.mkdir()
-    path.write_text(MOCK_RUN)
+    path.write_text(mock_run_config(teacher="mock:rate=0.6", student="mock:rate=0.4", seed=3, bootstrap=50))
     return path
 
 
@@ -121,6 +109,26 @@ def test_pipeline_refuses_before_any_stage(tmp_path) -> None:
     assert tree_digest(mine) == before
 
 
+def _as_before_markers(folder: Path) -> None:
+    """What a folder written before markers looked like: no markers, and none of the dataset files
+    added since (the legacy tests recognise only what those versions wrote)."""
+    for marker in folder.rglob(MARKER):
+        marker.unlink()
+    for name in ("train.parquet", "README.md", "dataset_info.json"):
+        for path in folder.rglob(name):
+            if (path.parent / "manifest.json").is_file():  # a dataset folder's, not an adapter's card
+                path.unlink()
+
+
+def test_new_dataset_files_in_an_unmarked_folder_are_the_users(tmp_path, db) -> None:
+    ds = tmp_path / "ds"
+    assert main(["dataset", "--from-run", "r0", "--out", str(ds), "--store", str(db)]) == 0
+    (ds / MARKER).unlink()  # unmarked, yet holding train.parquet: no version before markers wrote that
+    before = tree_digest(ds)
+    assert main(["dataset", "--from-run", "r0", "--out", str(ds), "--store", str(db)]) == 2
+    assert tree_digest(ds) == before
+
+
 def test_pipeline_reruns_into_its_own_folder(tmp_path, config_file, stub_train, capsys) -> None:
     run = tmp_path / "run"
     run.mkdir()  # an empty folder is fine
@@ -138,8 +146,7 @@ def test_pipeline_reruns_into_its_own_folder(tmp_path, config_file, stub_train, 
     assert all(f"[{stage}] up to date" in second for stage in STAGES) and len(stub_train) == 1
 
     # A folder from before the markers: the same run continues, and is marked again.
-    for marker in run.rglob(MARKER):
-        marker.unlink()
+    _as_before_markers(run)
     assert main(["run", str(config_file), "--out", str(run), "--force", "dataset"]) == 0
     out = capsys.readouterr().out
     assert "[teacher] up to date" in out and "[dataset] running" in out and "[train] running" in out
@@ -241,7 +248,7 @@ def test_dataset_rebuild_replaces_its_own_folder(tmp_path, db) -> None:
     ds = tmp_path / "ds"
     assert main(["dataset", "--from-run", "r0", "--out", str(ds), "--store", str(db)]) == 0
     assert read_marker(ds)["kind"] == "dataset"
-    (ds / MARKER).unlink()  # as a dataset built before markers
+    _as_before_markers(ds)
     assert main(["dataset", "--from-run", "r0", "--out", str(ds), "--store", str(db),
                  "--prompt-protocol", "motivated"]) == 0
     assert json.loads((ds / "manifest.json").read_text())["prompt_protocol"] == "motivated"
