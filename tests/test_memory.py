@@ -7,10 +7,11 @@ import json
 import time
 
 import psutil
-from test_pipeline import MOCK
 
 from tomdistill.cli import main
 from tomdistill.memory import PeakMemory, release_freed_memory
+
+from mockrun import mock_run_config
 
 
 def test_the_peak_of_a_block_includes_what_it_allocated() -> None:
@@ -43,7 +44,7 @@ def test_released_memory_leaves_the_process() -> None:
 
 def test_every_stage_that_ran_records_its_peak(tmp_path, stub_train, capsys) -> None:
     config = tmp_path / "c.toml"
-    config.write_text(MOCK.replace("{teacher}", "mock:rate=0.3"))
+    config.write_text(mock_run_config(samples=3, bootstrap=50))
     out = tmp_path / "run"
     assert main(["run", str(config), "--out", str(out)]) == 0, capsys.readouterr().err
     stages = json.loads((out / "manifest.json").read_text())["stages"]
