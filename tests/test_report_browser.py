@@ -60,7 +60,7 @@ _BOXES_JS = """() => {
 }"""
 
 # Images that did not load (a data: URI that does not decode counts: it is in no request log).
-_BROKEN_IMAGES_JS = "() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src.slice(0, 80))"
+_BROKEN_IMAGES_JS = "() => [...document.images].filter(i => !i.complete || i.naturalWidth === 0).map(i => i.src.slice(-80))"
 
 # Content wider than the window: the page scrolls sideways, or an element clips or scrolls wide content.
 _OVERFLOW_JS = """() => {
@@ -121,7 +121,8 @@ def load_and_check(browser: Any, url: str, screenshot: Path) -> PageProblems:
     # Listeners first: errors during loading are the ones that matter most.
     page.on("console", lambda msg: msg.type == "error" and problems.errors.append(f"console: {msg.text}"))
     page.on("pageerror", lambda exc: problems.errors.append(f"uncaught: {exc}"))
-    page.on("requestfailed", lambda req: problems.failed.append(f"{req.url[:80]}: {req.failure}"))
+    # The end of a URL names the file (a long temporary path would push it out of the first 80 characters).
+    page.on("requestfailed", lambda req: problems.failed.append(f"{req.url[-80:]}: {req.failure}"))
     try:
         page.goto(url, wait_until="load")
         problems.failed += [f"image did not load: {src}" for src in page.evaluate(_BROKEN_IMAGES_JS)]
