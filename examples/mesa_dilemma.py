@@ -48,7 +48,8 @@ class DilemmaAgent(CellAgent):
     def history(self) -> list[PastRound] | None:
         if self.move is None:
             return None
-        return [PastRound(self.move, self.neighbour_majority(), float(self.model.game.payoffs[self.move][self.neighbour_majority()][0]))]
+        theirs = self.neighbour_majority()
+        return [PastRound(self.move, theirs, float(self.model.game.payoffs[self.move][theirs][0]))]
 
 
 class DilemmaGrid(mesa.Model):

@@ -68,7 +68,7 @@ def draw(probabilities: dict[str, float], seed: int) -> str | None:
     return keys[draw_index(weights, random.Random(seed).random() * sum(weights))]
 
 
-def _fresh_seed() -> int:
+def fresh_seed() -> int:
     return random.SystemRandom().randrange(2**31)
 
 
@@ -170,7 +170,7 @@ class Agent:
         for name, given in (("seeds", seeds), ("histories", histories)):
             if given is not None and len(given) != n:
                 raise ValueError(f"{name} has {len(given)} entries for {n} scenarios")
-        seeds_ = [(_fresh_seed() if s is None else int(s)) for s in (seeds or [None] * n)]
+        seeds_ = [(fresh_seed() if s is None else int(s)) for s in (seeds or [None] * n)]
         questions = [Question.of(resolve_scenario(s), self.protocol, h, seed)  # type: ignore[arg-type]
                      for s, h, seed in zip(scenarios, histories or [None] * n, seeds_)]
         if self.mode == "sample":

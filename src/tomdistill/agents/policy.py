@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from ..scenarios import Scenario
 from ..scenarios.custom import resolve_scenario
 from ..scenarios.render import PastRound
 from ..scenarios.spec import MatrixGame
-from .agent import Agent, AgentDecision, draw
+from .agent import Agent, AgentDecision, draw, fresh_seed
 
 FORMAT = 1
 POLICY_FILE = "policy.json"
@@ -96,7 +95,7 @@ class PolicyTable:
                     histories: Sequence[Sequence[PastRound] | None] | None = None) -> list[AgentDecision]:
         """The Agent interface: each decision drawn with its seed exactly as Agent.decide would."""
         n = len(scenarios)
-        seeds_ = [random.SystemRandom().randrange(2**31) if s is None else int(s) for s in (seeds or [None] * n)]
+        seeds_ = [fresh_seed() if s is None else int(s) for s in (seeds or [None] * n)]
         out = []
         for scenario, seed, history in zip(scenarios, seeds_, histories or [None] * n):
             row = self.row(scenario, history)

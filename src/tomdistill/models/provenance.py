@@ -117,18 +117,21 @@ def _warn(where: Path, why: str, hub_id: str) -> None:
                   "(not quantised like them), so its decisions may differ", OtherWeightsWarning, stacklevel=3)
 
 
-def card_block(folder: Path) -> dict[str, Any] | None:
-    """tomdistill's block of a folder's README.md front matter; None without a card or block."""
-    readme = folder / "README.md"
+def card_data(readme: Path) -> dict[str, Any] | None:
+    """The front matter of a model card (README.md) as a dict; None without a readable card."""
     if not readme.is_file():
         return None
     from huggingface_hub import ModelCard
 
     try:
-        data = ModelCard.load(readme).data.to_dict()
-    except Exception:  # noqa: BLE001  (a hand-edited card with broken YAML: fall back to train_config.json)
+        return ModelCard.load(readme).data.to_dict()
+    except Exception:  # noqa: BLE001  (a hand-edited card with broken YAML: treated as no card)
         return None
-    block = data.get(CARD_KEY)
+
+
+def card_block(folder: Path) -> dict[str, Any] | None:
+    """tomdistill's block of a folder's README.md front matter; None without a card or block."""
+    block = (card_data(folder / "README.md") or {}).get(CARD_KEY)
     return block if isinstance(block, dict) else None
 
 

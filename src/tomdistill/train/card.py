@@ -17,7 +17,7 @@ from typing import Any
 from ..config import DEFAULT_PRESET
 from ..dataset import DatasetManifest
 from ..errors import TomdistillError
-from ..models.provenance import CARD_KEY, BaseWeights
+from ..models.provenance import CARD_KEY, BaseWeights, card_data
 from .folders import TRAIN_CONFIG, TRAIN_LOG
 
 CARD = "README.md"
@@ -27,14 +27,7 @@ TAGS = ("tomdistill", "lora", "distillation", "social-dilemmas", "theory-of-mind
 def card_metadata(folder: Path, base: BaseWeights, library: str, extra: dict[str, Any]) -> dict[str, Any]:
     """The front matter for `folder`'s card: what is there already (PEFT's), with the base model,
     library, tags and tomdistill's block set."""
-    from huggingface_hub import ModelCard
-
-    data: dict[str, Any] = {}
-    if (folder / CARD).is_file():
-        try:
-            data = ModelCard.load(folder / CARD).data.to_dict()
-        except Exception:  # noqa: BLE001  (an unreadable earlier card is replaced, not merged)
-            data = {}
+    data: dict[str, Any] = card_data(folder / CARD) or {}  # an unreadable earlier card is replaced, not merged
     data.pop("base_model", None)  # PEFT's is the local path the weights were loaded from
     if base.hub_id:
         data["base_model"] = base.hub_id
