@@ -100,3 +100,19 @@ def test_the_length_check_finds_a_long_function(tmp_path) -> None:
 def test_one_version_string() -> None:
     pyproject = tomllib.loads((SRC.parent.parent / "pyproject.toml").read_text())
     assert __version__ == tomdistill.__version__ == pyproject["project"]["version"]
+
+
+def test_only_the_integrations_import_simulation_frameworks(graph) -> None:
+    """`import tomdistill` (and the CLI) must never load Concordia or Mesa: they are optional
+    extras, and Concordia 2.1 alone pulls in dozens of provider SDKs."""
+    integrations = {m for m in graph.modules if m.startswith("tomdistill.integrations")}
+    assert "tomdistill.integrations.concordia_lm" in integrations
+    for module in integrations:
+        assert graph.find_modules_that_directly_import(module) <= integrations, module
+    import subprocess
+    import sys
+
+    probe = ("import sys, tomdistill, tomdistill.agents, tomdistill.cli.app; "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'concordia', 'mesa'}))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "[]"

@@ -96,6 +96,28 @@ def test_a_sample_does_not_depend_on_its_batch(library) -> None:
     assert len({r.text for r in together.values()}) > 2
 
 
+@pytest.mark.e2e
+def test_a_reply_prefix_is_continued_and_keeps_its_own_prefill(student) -> None:
+    """GenRequest.prefix: the reply continues the given start (greedy, as transformers' own greedy
+    decoding of template + start does), and requests that differ only in their prefix never share
+    a prefill (the shared-prompt grouping keys on the prefix too)."""
+    import torch
+
+    from tomdistill.models.base import GenRequest
+
+    messages = [{"role": "user", "content": "Name three colours."}]
+    settings = SamplingSettings(temperature=0, max_new_tokens=8)
+    requests = [GenRequest(i, messages, seed=i, prefix=p) for i, p in enumerate(["Red, green", "Sure! The", "Red, green"])]
+    replies = {r.key: r.text for r in student.generate(requests, settings)}
+    text = student.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    for key, prefix in ((0, "Red, green"), (1, "Sure! The")):
+        ids = student.tokenizer(text + prefix, add_special_tokens=False, return_tensors="pt").input_ids
+        with torch.no_grad():
+            out = student.model.generate(ids, max_new_tokens=8, do_sample=False, pad_token_id=student.tokenizer.pad_token_id)
+        assert replies[key] == student.tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+    assert replies[0] == replies[2] and replies[0] != replies[1]
+
+
 def test_joining_requests_keep_prompt_groups_whole() -> None:
     """A prompt's samples join the batch together, so the prompt is prefilled once, unless its
     group is larger than the free room (then it is split rather than stalling the batch)."""

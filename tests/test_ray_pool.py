@@ -105,6 +105,21 @@ def test_a_pool_spreads_pieces_over_its_replicas_and_raises_their_errors(monkeyp
         list(sample_answers(failing, questions, SamplingSettings()))
 
 
+def test_a_pool_forwards_whole_text_scores(monkeypatch) -> None:
+    import math
+
+    from tomdistill.models import ray_pool
+    from tomdistill.models.base import TextScoreRequest
+
+    fake = _FakeRay()
+    monkeypatch.setattr(ray_pool, "_ray", lambda: fake)
+    pool = load_model("mock:rate=1", ModelOptions(replicas=2, batch_size=1))
+    requests = [TextScoreRequest(i, [{"role": "user", "content": "x"}], ("a", "bb")) for i in range(3)]
+    scored = {r.key: r.logprobs for r in pool.score_texts(requests)}
+    assert scored == {i: pytest.approx({"a": -math.log(2), "bb": -2 * math.log(2)}) for i in range(3)}
+    assert {a for a, _ in fake.calls} == {0, 1}
+
+
 ray = pytest.importorskip("ray")
 
 

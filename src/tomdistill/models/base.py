@@ -130,6 +130,15 @@ class GenRequest:
     seed: int
     #: The game as data beside the messages; LLM backends ignore it, the planted teacher plays from it.
     situation: Situation | None = None
+    #: Text the reply starts with, written by the caller (the result holds only what follows it).
+    #: Backends with `reply_prefixes` only; tomdistill's own prompts never use it.
+    prefix: str = ""
+
+    @property
+    def prompt_key(self) -> str:
+        """One string per distinct prompt, reply prefix included (samples that share it share a prefill)."""
+        key = prompt_key(self.messages)
+        return f"{key}\x02{self.prefix}" if self.prefix else key
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,32 @@ class ScoreResult:
     #: Why nothing could be read when valid_mass is 0 for a reason other than the model's own
     #: choice (e.g. no sampled reply began with the reply prefix); None otherwise.
     invalid_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class TextScoreRequest:
+    """Log-probability of each candidate reply text, every token of it: what a simulation framework
+    needs when it offers a model free-form options ("a", "Yes", "leave the market") rather than
+    the game's action labels. No reply prefix, no leading-space variants, no number handling:
+    the reply starts with the candidate exactly as written."""
+
+    key: Any
+    messages: list[ChatMessage]
+    candidates: tuple[str, ...]
+    #: Each token's distribution is softmax(logits / temperature), as sampling at it would draw;
+    #: 0 is read at temperature 1 (the caller takes the likeliest candidate).
+    temperature: float = 1.0
+    #: Text the reply starts with before the candidate (as GenRequest.prefix).
+    prefix: str = ""
+
+
+@dataclass(frozen=True)
+class TextScoreResult:
+    key: Any
+    #: log P(reply starts with the candidate's tokens), per candidate (-inf: impossible).
+    logprobs: dict[str, float]
+    latency_s: float
+    prompt_tokens: int | None = None
 
 
 def draw_index(weights: Sequence[float], point: float) -> int:
@@ -300,6 +335,24 @@ def renormalise(raw: Mapping[str, float], temperature: float = 1.0) -> tuple[dic
     return {c: (p / mass if mass > 0 else 0.0) for c, p in kept.items()}, min(mass, 1.0)
 
 
+def text_choice_probs(logprobs: Mapping[str, float], temperature: float = 1.0) -> dict[str, float]:
+    """Probabilities over candidate texts from their whole-sequence log-probs (`score_texts`),
+    renormalised over the candidates: all 0.0 when none is possible, and at temperature 0 all on
+    the likeliest (ties go to the first). Checked like every score: no NaN or positive log-prob
+    becomes a probability."""
+    checked = {c: checked_logprob(lp) for c, lp in logprobs.items()}
+    if not checked or max(checked.values()) == -math.inf:
+        return dict.fromkeys(checked, 0.0)
+    top = max(checked.values())
+    if temperature == 0:
+        best = next(c for c, lp in checked.items() if lp == top)
+        return {c: float(c == best) for c in checked}
+    # Shifted by the largest before exp(): long candidates have log-probs far below exp()'s range.
+    weights = {c: math.exp(lp - top) for c, lp in checked.items()}
+    total = sum(weights.values())
+    return {c: w / total for c, w in weights.items()}
+
+
 def _short(value: object) -> str:
     """A value from a reply, quoted short enough for a one-line message."""
     text = repr(value)
@@ -321,6 +374,8 @@ class Model(ABC):
     spec: str
     #: How many requests the engine hands over at once (a batch on hf, a window on servers).
     batch_size: int = 8
+    #: Whether `generate` honours GenRequest.prefix (and `score_texts` TextScoreRequest.prefix).
+    reply_prefixes: bool = False
 
     @abstractmethod
     def info(self) -> ModelInfo:
@@ -333,6 +388,11 @@ class Model(ABC):
     def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
         """Yield candidate probabilities per request; backends without log-probs refuse."""
         raise UnsupportedError(f"{self.spec}: this backend has no score mode; use --mode sample")
+
+    def score_texts(self, requests: Sequence[TextScoreRequest]) -> Iterator[TextScoreResult]:
+        """Yield whole-sequence log-probs of arbitrary candidate replies; backends without them refuse."""
+        raise UnsupportedError(f"{self.spec}: this backend cannot score whole reply texts "
+                               "(the local hf backends and default models can)")
 
     def close(self) -> None:
         """Release connections or memory; the default has nothing to release."""

@@ -27,9 +27,10 @@ from .base import (
     SamplingSettings,
     ScoreRequest,
     ScoreResult,
+    TextScoreRequest,
+    TextScoreResult,
     extends_number,
     is_amount_question,
-    prompt_key,
     renormalise,
     tempered_logprobs,
     token_variants,
@@ -92,6 +93,8 @@ def default_batch_size(device: str, parameters: int) -> int:
 
 class HFModel(Model):
     """A causal LM loaded with transformers, optionally with a LoRA adapter on top."""
+
+    reply_prefixes = True
 
     def __init__(self, ident: str, options: ModelOptions, *, spec: str | None = None) -> None:
         self.spec = spec or f"hf:{ident}"
@@ -168,7 +171,7 @@ class HFModel(Model):
         """Continuous batching: rows leave the batch when they finish and queued requests take
         their place, so every decode step runs a full batch until the queue runs dry."""
         queue = list(requests)
-        keys = [prompt_key(r.messages) for r in queue]
+        keys = [r.prompt_key for r in queue]
         start = 0
         live: _LiveBatch | None = None
         # Joining costs one extra forward pass, so wait until a quarter of the batch is free.
@@ -197,9 +200,10 @@ class HFModel(Model):
         # Samples of one scenario share their prompt: prefill each distinct prompt once and copy
         # its KV cache to every row that asks for it (elicitation sends them side by side).
         distinct: dict[str, int] = {}
-        row_prompt = [distinct.setdefault(prompt_key(r.messages), len(distinct)) for r in batch]
+        row_prompt = [distinct.setdefault(r.prompt_key, len(distinct)) for r in batch]
         first_of = {p: row for row, p in reversed(list(enumerate(row_prompt)))}
-        enc = self._encode([batch[first_of[p]].messages for p in range(len(distinct))])
+        firsts = [batch[first_of[p]] for p in range(len(distinct))]
+        enc = self._encode([r.messages for r in firsts], prefixes=[r.prefix for r in firsts])
         # Only the last position's logits are needed: skips a (batch x prompt x vocab) matrix.
         out = self.model(
             input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
@@ -281,6 +285,27 @@ class HFModel(Model):
             probs, mass = renormalise(raw, request.temperature)
             results.append(ScoreResult(request.key, probs, mass, time.perf_counter() - started, int(mask[row].sum())))
         return results
+
+    def score_texts(self, requests: Sequence[TextScoreRequest]) -> Iterator[TextScoreResult]:
+        for request in requests:
+            yield self._score_texts_one(request)
+
+    @torch.inference_mode()
+    def _score_texts_one(self, request: TextScoreRequest) -> TextScoreResult:
+        """Every candidate's tokens after the prompt, `batch_size` candidates per forward pass."""
+        started = time.perf_counter()
+        enc = self._encode([request.messages], prefixes=[request.prefix])
+        prompt = enc["input_ids"][0][enc["attention_mask"][0].bool()]
+        token_ids = {c: self.tokenizer.encode(c, add_special_tokens=False) for c in request.candidates}
+        # An empty candidate is the certain event (every reply starts with it), and has no tokens to run.
+        logprobs = {c: 0.0 for c, ids in token_ids.items() if not ids}
+        todo = [c for c, ids in token_ids.items() if ids]
+        for start in range(0, len(todo), self.batch_size):
+            chunk = todo[start : start + self.batch_size]
+            scored = self._continuation_logprob(prompt, [token_ids[c] for c in chunk], request.temperature)
+            logprobs |= {c: lp for c, (lp, _) in zip(chunk, scored)}
+        return TextScoreResult(request.key, {c: logprobs[c] for c in request.candidates},
+                               time.perf_counter() - started, len(prompt))
 
     def _fp32_logits(self, ids: torch.Tensor, mask: torch.Tensor, keep: int) -> np.ndarray:
         """Logits of the last `keep` positions, (batch, keep, vocab), computed in fp32."""

@@ -6,11 +6,13 @@ Spec: `mock:` followed by comma-separated settings, e.g. `mock:rate=0.7,delay=0.
     delay=S     sleep S seconds per reply (to test interruptions)
     fail_after=N  raise BackendError after N replies (to test a run that stops and resumes)
     noscore=1   refuse score mode, like a server without log-probs (to test the sampled fallback)
+Whole reply texts (`score_texts`) score 1/2 per character: "a" has log-prob -ln 2, "yes" -3 ln 2.
 A test can also pass a callable as `ModelOptions(extra={"script": fn})`; fn(request) -> reply text.
 """
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Iterator, Sequence
@@ -30,6 +32,8 @@ from .base import (
     SamplingSettings,
     ScoreRequest,
     ScoreResult,
+    TextScoreRequest,
+    TextScoreResult,
     UnsupportedError,
     renormalise,
     tempered_logprobs,
@@ -52,6 +56,8 @@ def _setting(script: str, fields: dict[str, str], name: str, kind: type, default
 
 
 class MockModel(Model):
+    reply_prefixes = True  # a script sees request.prefix; the scripted reply is what follows it
+
     def __init__(self, script: str, options: ModelOptions) -> None:
         # Tests may pin the spec so that a failing and a healthy mock continue the same run.
         self.spec = options.extra.get("spec", f"mock:{script}")
@@ -87,11 +93,14 @@ class MockModel(Model):
             self.calls += 1
             yield GenResult(request.key, self._reply(request), latency_s=self.delay, prompt_tokens=0, completion_tokens=1)
 
-    def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
-        """P(first action) = rate at temperature 1, tempered like a real model's softmax."""
+    def _check_scorable(self) -> None:
         if not self.scorable:
             raise UnsupportedError(f"{self.spec}: this model gives no log-probs, so it cannot be scored; "
                                    "use --mode sample")
+
+    def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
+        """P(first action) = rate at temperature 1, tempered like a real model's softmax."""
+        self._check_scorable()
         for request in requests:
             cands = request.candidates
             if len(cands) == 2:
@@ -103,3 +112,11 @@ class MockModel(Model):
                 raw = {c: float(i == target) for i, c in enumerate(cands)}
             probs, mass = renormalise(raw, request.temperature)
             yield ScoreResult(request.key, probs, valid_mass=mass, latency_s=0.0)
+
+    def score_texts(self, requests: Sequence[TextScoreRequest]) -> Iterator[TextScoreResult]:
+        """Each character is one 'token' with probability 1/2 at every temperature (a two-way
+        choice at every step), so the exact answer is known: shorter candidates are likelier."""
+        self._check_scorable()
+        for request in requests:
+            self.calls += 1
+            yield TextScoreResult(request.key, {c: -len(c) * math.log(2) for c in request.candidates}, latency_s=0.0)

@@ -17,7 +17,18 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import TomdistillError
-from .base import GenRequest, GenResult, Model, ModelInfo, ModelOptions, SamplingSettings, ScoreRequest, ScoreResult
+from .base import (
+    GenRequest,
+    GenResult,
+    Model,
+    ModelInfo,
+    ModelOptions,
+    SamplingSettings,
+    ScoreRequest,
+    ScoreResult,
+    TextScoreRequest,
+    TextScoreResult,
+)
 
 #: What builds a replica's backend: the registry's load_model, handed in (Ray ships it to the
 #: actors by reference) so that this module does not import the registry that imports it.
@@ -44,6 +55,9 @@ class _Replica:
 
     def score(self, requests: list[ScoreRequest]) -> list[ScoreResult]:
         return list(self.model.score(requests))
+
+    def score_texts(self, requests: list[TextScoreRequest]) -> list[TextScoreResult]:
+        return list(self.model.score_texts(requests))
 
     def close(self) -> None:
         self.model.close()
@@ -84,6 +98,9 @@ class RayPool(Model):
 
     def score(self, requests: Sequence[ScoreRequest]) -> Iterator[ScoreResult]:
         return self._spread(requests, lambda actor, piece: actor.score.remote(piece))
+
+    def score_texts(self, requests: Sequence[TextScoreRequest]) -> Iterator[TextScoreResult]:
+        return self._spread(requests, lambda actor, piece: actor.score_texts.remote(piece))
 
     def _spread(self, requests: Sequence[Any], call: Callable[[Any, list[Any]], Any]) -> Iterator[Any]:
         """Results of `requests` as their pieces finish, each replica kept busy until none are left."""

@@ -209,11 +209,9 @@ def render(scenario: Scenario, protocol: Protocol, history: Sequence[PastRound] 
         raise ValueError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
     texts = protocol_texts()[protocol]
     variables = scenario.game.model_dump()
-    framing = _render_part("framing", scenario.context.framing, variables)
-    rules = _render_part("text", scenario.template.text, variables)
     ask = texts.choice if isinstance(scenario.game, MatrixGame) else texts.number
     instruction = _render_part("protocol", ask, variables)
-    parts = [framing, rules]
+    parts = [situation_text(scenario)]
     if history:
         parts.append(_render_history(scenario, history))
     parts.append(instruction)
@@ -221,6 +219,15 @@ def render(scenario: Scenario, protocol: Protocol, history: Sequence[PastRound] 
         {"role": "system", "content": texts.system.strip()},
         {"role": "user", "content": "\n\n".join(parts)},
     ]
+
+
+def situation_text(scenario: Scenario) -> str:
+    """The scenario's framing and rules as the prompt tells them, without the question that asks
+    for a reply (for simulations that ask in their own words, e.g. Concordia's)."""
+    variables = scenario.game.model_dump()
+    framing = _render_part("framing", scenario.context.framing, variables)
+    rules = _render_part("text", scenario.template.text, variables)
+    return f"{framing}\n\n{rules}"
 
 
 def _render_part(part: str, text: str, variables: dict[str, Any]) -> str:
