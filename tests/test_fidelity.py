@@ -61,3 +61,23 @@ def test_cli_json(tmp_path, capsys) -> None:
     assert report["opponents"] == ["always-D"] and set(report["candidates"]) == {"tft"}
     overall = report["candidates"]["tft"]["quantities"]["payoff: all"]
     assert overall["ci"][0] <= overall["difference"] <= overall["ci"][1]
+
+
+def test_cli_plot_draws_every_candidate_and_refuses_a_file_it_did_not_write(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    from tomdistill.cli import main
+
+    args = ["fidelity", "--teacher", "planted:default", "-c", "tft=tit-for-tat", "-c", "defect=always-D",
+            "--scenario", "team/prisoners_dilemma", "--opponent", "always-C", "--rounds", "2", "--pairs", "3",
+            "--bootstrap", "100", "--store", str(tmp_path / "f.db")]
+    plot = tmp_path / "fidelity.png"
+    assert main([*args, "--plot", str(plot), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["plot"] == str(plot)
+    with Image.open(plot) as image:
+        assert image.format == "PNG" and image.size[0] > 600
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"a user's picture")
+    assert main([*args, "--plot", str(mine)]) != 0
+    assert mine.read_bytes() == b"a user's picture"  # refused before any tournament, the file untouched
+    assert main([*args, "--plot", str(tmp_path / "fidelity.txt")]) != 0

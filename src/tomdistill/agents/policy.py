@@ -75,6 +75,10 @@ class PolicyTable:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def rows(self) -> tuple[PolicyRow, ...]:
+        return tuple(self._rows.values())
+
     def covers(self, scenario: str, history: Sequence[PastRound] | None = None) -> bool:
         return (scenario, history_key(history)) in self._rows
 
@@ -157,7 +161,7 @@ def write_policy_table(table: PolicyTable, out: Path) -> Path:
     """policy.json and its card in `out` (a folder tomdistill owns or a new one)."""
     replace_owned_dir(out, POLICY_KIND)
     rows = [{"scenario": r.scenario, "history": r.history, "probabilities": r.probabilities, "numeric": r.numeric}
-            for r in table._rows.values()]
+            for r in table.rows]
     (out / POLICY_FILE).write_text(json.dumps({**table.meta, "rows": rows}, indent=1) + "\n")
     (out / CARD).write_text(_card(table))
     return out

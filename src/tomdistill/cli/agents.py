@@ -230,11 +230,13 @@ def fidelity(
     seed: Annotated[int, typer.Option(min=SEED_MIN, max=SEED_MAX, help="Run seed: the same match seeds for every population.")] = 0,
     bootstrap: Annotated[int, typer.Option(min=100, help="Resamples of matches for the intervals.")] = 2000,
     mode: Annotated[ModeChoice | None, typer.Option("--mode", help="Decision mode of model specs and adapter folders (default: score for adapters, sample for specs).")] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Also draw the differences with their intervals to this PNG (a forest plot).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --plot file.")] = False,
     store: StoreOption = None,
     library: LibraryOption = None,
     as_json: Annotated[bool, json_option("scenario, rounds, pairs, seed, opponents, players, candidates (per label: "
                                          "quantities {name: teacher, candidate, difference, ci}, "
-                                         "cross_play_payoff_vs_teacher, summary).")] = False,
+                                         "cross_play_payoff_vs_teacher, summary), plot (with --plot).")] = False,
 ) -> None:
     """Compare populations: each candidate in the teacher's place against the same opponents, quantity by quantity.
 
@@ -246,6 +248,10 @@ def fidelity(
 
     lib = scenario_library(library, None)
     chosen = lib.scenario(scenario)
+    if plot is not None:
+        from ..run_plots import check_plot_file
+
+        check_plot_file(plot, force=force)  # before the tournaments, not after them
     with stdout_to_stderr(as_json):
         refs = opponents or ["tit-for-tat", "always-C", "always-D", "random"]
         mode_value = mode.value if mode else None
@@ -255,6 +261,10 @@ def fidelity(
         with Store(store) as db:
             report = population_fidelity(db, teacher_player, population, rivals, chosen, run=run, rounds=rounds,
                                          pairs=pairs, seed=seed, resamples=bootstrap)
+        if plot is not None:
+            from ..agents.fidelity_plot import plot_fidelity
+
+            report["plot"] = str(plot_fidelity(report, plot))
     if as_json:
         print_json(report)
         return
@@ -271,3 +281,5 @@ def _print_fidelity(report: dict[str, Any]) -> None:
                           f"{q['difference']:+.3f} [{q['ci'][0]:+.3f}, {q['ci'][1]:+.3f}]")
         console.print(table)
         console.print(found["summary"], highlight=False, markup=False)
+    if report.get("plot"):
+        console.print(f"plot: {report['plot']}", highlight=False, markup=False)
