@@ -39,6 +39,7 @@ from concordia.typing import entity as entity_lib
 from tomdistill.integrations.concordia_lm import AgentLanguageModel
 from tomdistill.scenarios.custom import resolve_scenario
 from tomdistill.scenarios.render import num, situation_text
+from tomdistill.scenarios.spec import MatrixGame
 
 NAMES = ("Alice", "Bob")
 THOUGHT = entity_lib.free_action_spec(
@@ -81,8 +82,8 @@ def play_round(number: int, players: dict[str, Any], lm: AgentLanguageModel, sce
     """One round: private thoughts (optional), simultaneous picks, payoffs observed by both."""
     game, other = scenario.game, {NAMES[0]: NAMES[1], NAMES[1]: NAMES[0]}
     thought = {name: players[name].act(THOUGHT) for name in NAMES} if think else {}
-    for name, words in thought.items():
-        players[name].observe(f"{name} thought: {words}")
+    for name, words in thought.items():  # Concordia's act component starts the text with the name
+        players[name].observe(f"[thought] {words}")
     picks, probabilities = {}, {}
     for name in NAMES:  # one at a time, but neither observes the other's pick before the outcome
         picks[name] = players[name].act(decision_spec(scenario))
@@ -100,9 +101,22 @@ def _last_choice_probabilities(lm: AgentLanguageModel, actions: list[str]) -> di
     return {action: call["probabilities"][letter] for action, letter in zip(actions, call["responses"])}
 
 
+def playable(scenario_id: str) -> Any:
+    """The scenario, if it is a symmetric two-player matrix game: both players are told the rules
+    from the row player's side, which is the column player's side too only when the game is symmetric."""
+    scenario = resolve_scenario(scenario_id)
+    game = scenario.game
+    if not isinstance(game, MatrixGame):
+        raise SystemExit(f"{scenario.id}: this example plays two-player matrix games; this one is {game.kind}")
+    p = game.payoffs
+    if any(p[a][b][0] != p[b][a][1] for a in game.actions for b in game.actions):
+        raise SystemExit(f"{scenario.id}: the payoffs are not symmetric, and both players are told them as 'you'")
+    return scenario
+
+
 def play(lm: AgentLanguageModel, scenario_id: str, rounds: int, think: bool = True) -> dict[str, Any]:
     """The whole game as a JSON-ready record."""
-    scenario = resolve_scenario(scenario_id)
+    scenario = playable(scenario_id)
     started = time.perf_counter()
     players = build_players(lm, scenario)
     played = [play_round(i, players, lm, scenario, think) for i in range(1, rounds + 1)]
@@ -125,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--no-thoughts", action="store_true", help="pick without a thought first")
     parser.add_argument("--out", type=Path, default=Path("concordia-game"))
     args = parser.parse_args(argv)
+    playable(args.scenario)  # before the model loads
     with AgentLanguageModel(args.agent, seed=args.seed, max_tokens=args.max_tokens) as lm:
         record = play(lm, args.scenario, args.rounds, think=not args.no_thoughts)
         args.out.mkdir(parents=True, exist_ok=True)

@@ -16,7 +16,8 @@ pytest.importorskip("concordia")
 
 from concordia.language_model import language_model  # noqa: E402
 
-from tomdistill.integrations.concordia_lm import AgentLanguageModel, cut_at_terminators  # noqa: E402
+from tomdistill.integrations.concordia_lm import AgentLanguageModel  # noqa: E402
+from tomdistill.integrations.prompting import cut_at_terminators, exclusive_probabilities  # noqa: E402
 from tomdistill.models.base import ModelOptions, TextScoreResult, UnsupportedError  # noqa: E402
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "concordia_dilemma.py"
@@ -93,14 +94,106 @@ def test_text_is_sampled_with_the_calls_settings_and_cut_at_terminators() -> Non
 def test_the_prompts_last_line_starts_the_reply_where_the_backend_allows_it(monkeypatch) -> None:
     seen = []
     lm = AgentLanguageModel("mock:rate=0.5", options=ModelOptions(extra={"script": lambda r: seen.append(r) or "x"}))
+    lm.sample_text("Alice sees a stall.\nAnswer: (")
+    assert seen[-1].prefix == "Answer: (" and seen[-1].messages[-1]["content"] == "Alice sees a stall."
     lm.sample_text("Alice sees a stall.\nAnswer: Alice ")
-    assert seen[-1].prefix == "Answer: Alice " and seen[-1].messages[-1]["content"] == "Alice sees a stall."
     assert lm.calls[-1]["reply_start"] == "Answer: Alice " and lm.calls[-1]["prompt"].endswith("Answer: Alice ")
     lm.sample_text("A prompt that ends a line.\n")
     assert seen[-1].prefix == "" and seen[-1].messages[-1]["content"] == "A prompt that ends a line.\n"
     monkeypatch.setattr(lm.agent.model, "reply_prefixes", False)  # e.g. a server: all of it in the user message
     lm.sample_text("Alice sees a stall.\nAnswer: Alice ")
     assert seen[-1].prefix == "" and seen[-1].messages[-1]["content"] == "Alice sees a stall.\nAnswer: Alice "
+
+
+def test_responses_that_begin_one_another_are_separate_outcomes() -> None:
+    # Mock: 1/2 per character. P(starts "C") 1/2 holds P(starts "Co") 1/4, which holds "Coop" 1/16.
+    assert exclusive_probabilities({"C": 0.5, "Co": 0.25, "Coop": 0.0625, "D": 0.5}) == {
+        "C": 0.25, "Co": 0.1875, "Coop": 0.0625, "D": 0.5}
+    assert exclusive_probabilities({"a": 0.1, "ab": 0.3}) == {"a": 0.0, "ab": 0.3}  # inexact nesting: not below 0
+    lm = AgentLanguageModel("mock:rate=0.5", choice_temperature=1.0)
+    _, _, info = lm.sample_choice("pick", ["C", "Coop", "D"], seed=1)
+    # exclusive: C 1/2 - 1/16, Coop 1/16, D 1/2 -> over 1 in all
+    assert info["probabilities"] == pytest.approx({"C": 7 / 16, "Coop": 1 / 16, "D": 8 / 16})
+    assert info["valid_mass"] == pytest.approx(1.0)
+
+
+def test_seeds_follow_the_prompt_not_the_order_of_calls() -> None:
+    a = AgentLanguageModel("mock:rate=0.5", seed=9)
+    b = AgentLanguageModel("mock:rate=0.5", seed=9)
+    for prompt in ("first", "second", "first"):
+        a.sample_choice(prompt, ["x", "y"])
+    for prompt in ("second", "first", "first"):
+        b.sample_choice(prompt, ["x", "y"])
+    seeds = lambda lm: sorted((c["prompt"], c["seed"]) for c in lm.calls)  # noqa: E731
+    assert seeds(a) == seeds(b)
+    firsts = [c["seed"] for c in a.calls if c["prompt"] == "first"]
+    assert firsts[0] != firsts[1]  # a prompt asked again gets a new seed
+    assert AgentLanguageModel("mock:rate=0.5", seed=10).sample_choice("first", ["x", "y"])[2]["seed"] != firsts[0]
+    import numpy as np
+
+    assert a.sample_choice("p", ["x", "y"], seed=np.int64(3))[2]["seed"] == 3
+    with pytest.raises(TypeError, match="whole number"):
+        a.sample_choice("p", ["x", "y"], seed=2.5)
+
+
+def test_calls_from_threads_reach_the_backend_one_at_a_time() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    inside, most = [0], [0]
+    guard = threading.Lock()
+
+    def script(request):
+        with guard:
+            inside[0] += 1
+            most[0] = max(most[0], inside[0])
+        threading.Event().wait(0.002)
+        with guard:
+            inside[0] -= 1
+        return "ok"
+
+    lm = AgentLanguageModel("mock:rate=0.5", options=ModelOptions(extra={"script": script}), seed=1)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: lm.sample_text(f"p{i % 3}"), range(40)))
+    assert most[0] == 1 and len(lm.calls) == 40
+
+
+def test_a_reply_start_ending_in_a_space_is_written_by_the_model() -> None:
+    seen = []
+
+    def script(request):
+        seen.append(request)
+        return " thinks it over."
+
+    lm = AgentLanguageModel("mock:rate=0.5", options=ModelOptions(extra={"script": script}))
+    assert lm.sample_text("Doc\nAnswer: Alice ") == "thinks it over."  # Concordia puts "Alice " before it
+    assert seen[-1].prefix == "Answer: Alice"
+
+
+def test_bad_settings_are_one_line_errors_and_a_handed_in_agent_stays_open() -> None:
+    from tomdistill.agents import Agent
+
+    with pytest.raises(ValueError, match="choice_temperature"):
+        AgentLanguageModel("mock:rate=0.5", choice_temperature=float("nan"))
+    with pytest.raises(ValueError, match="max_tokens"):
+        AgentLanguageModel("mock:rate=0.5", max_tokens=0)
+    lm = AgentLanguageModel("mock:rate=0.5")
+    for bad in ({"temperature": -1.0}, {"top_p": 0.0}):
+        with pytest.raises(ValueError) as caught:
+            lm.sample_text("p", **bad)
+        assert "\n" not in str(caught.value)
+    agent = Agent.load("mock:rate=0.5", mode="score")
+    closed = []
+    agent.close = lambda: closed.append(True)  # type: ignore[method-assign]
+    with AgentLanguageModel(agent):
+        pass
+    assert closed == []
+    assert AgentLanguageModel("mock:rate=0.5", mode="sample").agent.mode == "sample"
+
+
+def test_a_dilemma_the_example_cannot_play_is_refused_before_loading() -> None:
+    with pytest.raises(SystemExit, match="matrix games"):
+        _example().main(["--agent", "no-such-model:x", "--scenario", "community/donation_game"])
 
 
 def test_terminators_cut_at_the_earliest_one() -> None:
@@ -135,7 +228,8 @@ def test_the_example_game_keeps_picks_private_and_pays_the_games_payoffs(tmp_pat
     # Bob picks after Alice in each round but must not see her pick: no outcome of the current
     # round is in his prompt, while the previous round's outcome is.
     assert "Round 1:" not in choices[1]["prompt"] and "Round 1: Bob picked" in choices[3]["prompt"]
-    assert "Alice thought" not in choices[1]["prompt"]  # thoughts stay in their thinker's memory
+    # Thoughts stay in their thinker's memory.
+    assert "[thought] Bob" in choices[1]["prompt"] and "[thought] Alice" not in choices[1]["prompt"]
     assert json.loads((tmp_path / "game.json").read_text()) == record
     again = _example().main(["--agent", "mock:rate=0.5", "--rounds", "3", "--out", str(tmp_path / "b"), "--seed", "4"])
     assert [r["picks"] for r in again["rounds"]] == [r["picks"] for r in record["rounds"]]
@@ -143,25 +237,30 @@ def test_the_example_game_keeps_picks_private_and_pays_the_games_payoffs(tmp_pat
 
 @pytest.mark.e2e
 def test_the_default_student_scores_whole_texts_as_its_own_forward_pass_does() -> None:
+    """Each response is scored as the tokens the model would write after the reply start, all of
+    them, from one plain forward pass over the joint text (tokenized together: " a" after "Answer:")."""
     import torch
 
     with AgentLanguageModel("default:student", choice_temperature=1.0) as lm:
         model = lm.agent.model
-        prompt = "Question: Which option does Alice pick?\n  (a) C\n  (b) D\nAnswer: ("
-        _, _, info = lm.sample_choice(prompt, ["a", "cooperate with Bob", ""], seed=0)
-        messages, start = lm._frame(prompt)
-        assert start == "Answer: (" and messages[-1]["content"].endswith("(b) D")
-        text = model.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + start
-        ids = model.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids[0]
-        logprobs = {"": 0.0}
-        for candidate in ("a", "cooperate with Bob"):
-            tail = torch.tensor(model.tokenizer.encode(candidate, add_special_tokens=False))
-            with torch.no_grad():
-                logits = model.model(input_ids=torch.cat([ids, tail])[None]).logits[0].double()
-            steps = logits.log_softmax(-1)[len(ids) - 1 : -1]
-            logprobs[candidate] = float(steps[torch.arange(len(tail)), tail].sum())
-        total = sum(math.exp(v) for v in logprobs.values())
-        assert info["probabilities"] == pytest.approx({c: math.exp(v) / total for c, v in logprobs.items()}, rel=1e-4)
+        for prompt in ("Question: Which option does Alice pick?\n  (a) C\n  (b) D\nAnswer: (",
+                       "Question: Which option does Alice pick?\nAnswer: "):
+            responses = ["a", "cooperate with Bob", "b"]
+            _, _, info = lm.sample_choice(prompt, responses, seed=0)
+            messages, start = lm._frame(prompt)
+            text = model.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + start
+            base = model.tokenizer(text, add_special_tokens=False)["input_ids"]
+            logprobs = {}
+            for response in responses:
+                joint = model.tokenizer(text + response, add_special_tokens=False)["input_ids"]
+                shared = len(base) if joint[: len(base)] == base else len(base) - 1  # " a" merges with "Answer: "
+                ids = torch.tensor(joint)
+                with torch.no_grad():
+                    steps = model.model(input_ids=ids[None]).logits[0].double().log_softmax(-1)
+                logprobs[response] = float(sum(steps[i - 1, ids[i]] for i in range(shared, len(joint))))
+            total = sum(math.exp(v) for v in logprobs.values())
+            expected = {r: math.exp(v) / total for r, v in logprobs.items()}
+            assert info["probabilities"] == pytest.approx(expected, rel=1e-4), prompt
 
 
 @pytest.mark.e2e

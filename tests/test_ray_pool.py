@@ -115,6 +115,7 @@ def test_a_pool_forwards_whole_text_scores(monkeypatch) -> None:
     monkeypatch.setattr(ray_pool, "_ray", lambda: fake)
     pool = load_model("mock:rate=1", ModelOptions(replicas=2, batch_size=1))
     requests = [TextScoreRequest(i, [{"role": "user", "content": "x"}], ("a", "bb")) for i in range(3)]
+    assert pool.reply_prefixes  # the replicas' backend takes reply prefixes, so the pool does
     scored = {r.key: r.logprobs for r in pool.score_texts(requests)}
     assert scored == {i: pytest.approx({"a": -math.log(2), "bb": -2 * math.log(2)}) for i in range(3)}
     assert {a for a, _ in fake.calls} == {0, 1}

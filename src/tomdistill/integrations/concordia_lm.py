@@ -3,9 +3,10 @@
 Concordia asks its language model two things: free text (`sample_text`) and one of several given
 responses (`sample_choice`, e.g. the letters of a multiple-choice question, or whole option texts).
 Here a choice is drawn from the model's exact distribution over the responses: every response is
-scored as a whole reply, all of its tokens (`Model.score_texts`), the probabilities are
-renormalised over the responses, and the draw uses the call's seed. Text is sampled by the
-agent's backend with the call's temperature, top-p, length and seed.
+scored as a whole reply, all of its tokens (`Model.score_texts`); where one response begins
+another ("C", "Cooperate") the shorter one keeps only replies that do not go on to the longer; the
+probabilities are renormalised over the responses, and the draw uses the call's seed. Text is
+sampled by the agent's backend with the call's temperature, top-p, length and seed.
 
 Concordia's prompts are documents to continue, and each ends with the start of its answer on a
 line of its own ("Answer: (" before the option letters, "Answer: Alice " before free text). An
@@ -18,35 +19,42 @@ line as the reply start (measured 2026-12-07; README "In Concordia"). What the s
 from tomdistill's own scenarios carries over only as far as it generalises to Concordia's
 wording: put the same student through `tomdistill evaluate` for the numbers that say how it decides.
 
-Every call is kept in `calls` (kind, prompt, seed, settings, reply or probabilities) so that a game
-can be traced back; `write_calls` saves them as JSON lines.
+Calls may come from Concordia's thread pools: they reach the backend one at a time, and a call
+without a seed of its own gets one from the adapter's seed, the prompt and how often that prompt
+came before, so a seeded game replays whatever the threads' timing. Every call that returns is
+kept in `calls` (kind, prompt, seed, settings, reply or probabilities) so that a game can be
+traced back; `write_calls` saves them as JSON lines.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import math
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from concordia.language_model import language_model
+from pydantic import ValidationError
 
-from ..agents.agent import Agent
-from ..models.base import (
-    GenRequest,
-    SamplingSettings,
-    TextScoreRequest,
-    check_seed,
-    draw_index,
-    text_choice_probs,
-)
+from ..agents.agent import Agent, fresh_seed
+from ..models.base import GenRequest, SamplingSettings, TextScoreRequest, check_seed, draw_index
 from ..situations import ChatMessage
+from .prompting import (
+    as_seed,
+    call_seed,
+    choice_distribution,
+    cut_at_terminators,
+    finite_at_least_zero,
+    response_weights,
+    split_reply_start,
+)
 
-CONTINUE_INSTRUCTION = "Continue the text you are given. Write only what comes next and never repeat the text."
+CONTINUE_INSTRUCTION = "Continue the text you are given from where it stops. Write only what comes next."
 #: Concordia's default reply length is 5,000 tokens; a small model on a CPU would spend minutes on
 #: each, so replies stop at this many unless the adapter is given another cap.
 DEFAULT_TOKEN_CAP = 128
@@ -59,23 +67,28 @@ class AgentLanguageModel(language_model.LanguageModel):
 
     `max_tokens` caps every reply's length (Concordia asks for up to 5,000 tokens); `choice_temperature`
     is the temperature of the distribution choices are drawn from (default: the agent's own, 0.8
-    unless its folder says otherwise); `seed` makes a whole game reproducible: calls that bring no
-    seed of their own take the next one from a generator seeded with it. `system` is the
-    instruction sent before every prompt (None: the prompt alone).
+    unless its folder says otherwise); `seed` makes a whole game reproducible (calls that bring no
+    seed of their own derive one from it and their prompt). `system` is the instruction sent before
+    every prompt (None: the prompt alone). Sources are loaded in score mode unless `mode` is given:
+    a local model then runs in float32, the dtype exact probabilities need. An Agent handed in
+    stays open when the adapter closes; one the adapter loaded is closed with it.
     """
 
     def __init__(self, agent: Agent | str | Path, *, max_tokens: int = DEFAULT_TOKEN_CAP,
                  choice_temperature: float | None = None, seed: int | None = None,
                  system: str | None = CONTINUE_INSTRUCTION, **load_options: Any) -> None:
-        if max_tokens < 1:
-            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
-        # Score mode: a local model runs in float32 then, the dtype exact probabilities need.
-        self.agent = agent if isinstance(agent, Agent) else Agent.load(agent, mode="score", **load_options)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError(f"max_tokens must be a whole number >= 1, got {max_tokens!r}")
+        self._owns_agent = not isinstance(agent, Agent)
+        self.agent = Agent.load(agent, **{"mode": "score", **load_options}) if self._owns_agent else agent
         self.max_tokens = max_tokens
-        self.choice_temperature = self.agent.sampling.temperature if choice_temperature is None else choice_temperature
+        chosen = self.agent.sampling.temperature if choice_temperature is None else choice_temperature
+        self.choice_temperature = finite_at_least_zero(chosen, "choice_temperature")
         self.system = system
-        self._seeds = random.Random(seed)
+        self.seed = fresh_seed() if seed is None else check_seed(as_seed(seed))
         self.calls: list[dict[str, Any]] = []
+        self._asked: Counter[str] = Counter()
+        self._lock = threading.Lock()  # one call at a time reaches the backend
 
     # --- Concordia's interface -------------------------------------------------------------------
 
@@ -93,37 +106,47 @@ class AgentLanguageModel(language_model.LanguageModel):
     ) -> str:
         """A sampled reply, cut before the first terminator. `top_k` and `timeout` are not applied:
         tomdistill samples with temperature and top-p, and a local model has no request to time out."""
-        seed = self._seed(seed)
-        settings = SamplingSettings(temperature=temperature, top_p=top_p,
-                                    max_new_tokens=max(1, min(max_tokens, self.max_tokens)))
-        started = time.perf_counter()
+        try:
+            settings = SamplingSettings(temperature=temperature, top_p=top_p,
+                                        max_new_tokens=max(1, min(int(max_tokens), self.max_tokens)))
+        except ValidationError as exc:
+            raise ValueError(f"sample_text: {exc.errors()[0]['loc'][0]} {exc.errors()[0]['msg'].lower()}") from None
         messages, start = self._frame(prompt)
-        [result] = list(self.agent.model.generate([GenRequest(0, messages, seed, prefix=start)], settings))
-        text = cut_at_terminators(result.text, terminators)
-        self._record("text", prompt, started, seed=seed, settings=settings.model_dump(), raw=result.text, reply=text,
-                     ignored={"top_k": top_k} if top_k is not None else {})
+        # A reply start that ends in a space ("Answer: Alice ") would leave the model to go on
+        # from a bare space token, which tokenizers rarely produce; it writes the space itself.
+        written = start.rstrip()
+        with self._lock:
+            seed = self._seed(prompt, seed)
+            started = time.perf_counter()
+            [result] = list(self.agent.model.generate([GenRequest(0, messages, seed, prefix=written)], settings))
+            raw = result.text
+            if start != written and raw.startswith(start[len(written):]):
+                raw = raw[len(start) - len(written):]
+            text = cut_at_terminators(raw, terminators)
+            self._record("text", prompt, started, seed=seed, settings=settings.model_dump(), raw=result.text,
+                         reply=text, ignored={"top_k": top_k} if top_k is not None else {})
         return text
 
     def sample_choice(self, prompt: str, responses: Sequence[str], *,
                       seed: int | None = None) -> tuple[int, str, Mapping[str, Any]]:
         """(index, response, info) drawn from the exact distribution over `responses`; `info`
         holds the probabilities, the mass the model put on the responses, the temperature and seed."""
+        responses = list(responses)
         if not responses:
             raise language_model.InvalidResponseError("sample_choice was given no responses to choose from")
-        seed = self._seed(seed)
-        started = time.perf_counter()
         messages, start = self._frame(prompt)
-        request = TextScoreRequest(0, messages, tuple(responses), self.choice_temperature, prefix=start)
-        [scored] = list(self.agent.model.score_texts([request]))
-        probs = text_choice_probs(scored.logprobs, self.choice_temperature)
-        # A response listed twice is one reply: its probability goes to its first listing.
-        weights = [probs[r] if responses.index(r) == i else 0.0 for i, r in enumerate(responses)]
-        if sum(weights) <= 0:
-            raise language_model.InvalidResponseError(f"the model gives no probability to any of {list(responses)}")
-        index = draw_index(weights, random.Random(seed).random() * sum(weights))
-        info = {"probabilities": probs, "valid_mass": sum(math.exp(lp) for lp in scored.logprobs.values()),
-                "temperature": self.choice_temperature, "seed": seed}
-        self._record("choice", prompt, started, responses=list(responses), choice=responses[index], **info)
+        with self._lock:
+            seed = self._seed(prompt, seed)
+            started = time.perf_counter()
+            request = TextScoreRequest(0, messages, tuple(responses), self.choice_temperature, prefix=start)
+            [scored] = list(self.agent.model.score_texts([request]))
+            probs, mass = choice_distribution(scored.logprobs, self.choice_temperature)
+            weights = response_weights(responses, probs)
+            if sum(weights) <= 0:
+                raise language_model.InvalidResponseError(f"the model gives no probability to any of {responses}")
+            index = draw_index(weights, self._uniform(seed) * sum(weights))
+            info = {"probabilities": probs, "valid_mass": mass, "temperature": self.choice_temperature, "seed": seed}
+            self._record("choice", prompt, started, responses=responses, choice=responses[index], **info)
         return index, responses[index], info
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -134,8 +157,15 @@ class AgentLanguageModel(language_model.LanguageModel):
         user: ChatMessage = {"role": "user", "content": document}
         return ([{"role": "system", "content": self.system}, user] if self.system else [user]), start
 
-    def _seed(self, seed: int | None) -> int:
-        return self._seeds.randrange(2**31) if seed is None else check_seed(seed)
+    def _seed(self, prompt: str, seed: int | None) -> int:
+        """The call's own seed, or one derived from the game's seed and the prompt (under the lock)."""
+        occurrence = self._asked[prompt]
+        self._asked[prompt] += 1
+        return call_seed(self.seed, prompt, occurrence) if seed is None else check_seed(as_seed(seed))
+
+    @staticmethod
+    def _uniform(seed: int) -> float:
+        return random.Random(seed).random()
 
     def _record(self, kind: str, prompt: str, started: float, **details: Any) -> None:
         self.calls.append({"kind": kind, "latency_s": round(time.perf_counter() - started, 4),
@@ -150,7 +180,9 @@ class AgentLanguageModel(language_model.LanguageModel):
         return path
 
     def close(self) -> None:
-        self.agent.close()
+        """Close the agent if the adapter loaded it (an Agent handed in is its owner's to close)."""
+        if self._owns_agent:
+            self.agent.close()
 
     def __enter__(self) -> AgentLanguageModel:
         return self
@@ -158,15 +190,3 @@ class AgentLanguageModel(language_model.LanguageModel):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def split_reply_start(prompt: str) -> tuple[str, str]:
-    """(document, reply start): the prompt's last line starts the reply, unless the prompt ends
-    with a line break (then nothing does)."""
-    document, newline, last = prompt.rpartition("\n")
-    return (document, last) if newline and last.strip() else (prompt, "")
-
-
-def cut_at_terminators(text: str, terminators: Collection[str]) -> str:
-    """`text` up to (not including) the earliest of `terminators` found in it."""
-    ends = [i for i in (text.find(t) for t in terminators if t) if i >= 0]
-    return text[: min(ends)] if ends else text

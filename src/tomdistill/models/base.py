@@ -190,8 +190,8 @@ class ScoreResult:
 class TextScoreRequest:
     """Log-probability of each candidate reply text, every token of it: what a simulation framework
     needs when it offers a model free-form options ("a", "Yes", "leave the market") rather than
-    the game's action labels. No reply prefix, no leading-space variants, no number handling:
-    the reply starts with the candidate exactly as written."""
+    the game's action labels. No leading-space variants and no number handling: the reply
+    (after `prefix`, if any) goes on with the candidate exactly as written."""
 
     key: Any
     messages: list[ChatMessage]

@@ -8,6 +8,7 @@ adapter makes a fine-tuned student go through exactly this path. bf16 where the 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class HFModel(Model):
         self.model = model.to(self.device).eval()
         self.batch_size = options.batch_size or default_batch_size(self.device, self.model.num_parameters())
         self.stop_ids = self._stop_ids()
+        self._head_lock = threading.Lock()
 
     def _stop_ids(self) -> set[int]:
         ids: set[int] = set()
@@ -150,13 +152,19 @@ class HFModel(Model):
 
     # --- shared -------------------------------------------------------------------------------
 
-    def _encode(self, conversations: Sequence[Sequence[dict[str, str]]], prefixes: Sequence[str] | None = None) -> dict[str, Any]:
-        """Chat-formatted prompts, each followed by the start of the reply (`prefixes`, score mode)."""
+    def _encode_texts(self, conversations: Sequence[Sequence[dict[str, str]]], prefixes: Sequence[str] | None = None) -> list[str]:
+        """Chat-formatted prompts as text, each followed by the start of the reply (`prefixes`)."""
         texts = [
             self.tokenizer.apply_chat_template(list(m), add_generation_prompt=True, tokenize=False) for m in conversations
         ]
         if prefixes:
             texts = [text + prefix for text, prefix in zip(texts, prefixes, strict=True)]
+        return texts
+
+    def _encode(self, conversations: Sequence[Sequence[dict[str, str]]], prefixes: Sequence[str] | None = None) -> dict[str, Any]:
+        """Chat-formatted prompts, each followed by the start of the reply (`prefixes`: score mode's
+        protocol prefix, or a caller's reply start in generate)."""
+        texts = self._encode_texts(conversations, prefixes)
         # The chat template already holds the special tokens; adding them again would double BOS.
         return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
 
@@ -264,6 +272,9 @@ class HFModel(Model):
         for start in range(0, len(requests), self.batch_size):
             yield from self._score_batch(requests[start : start + self.batch_size])
 
+    def _token_ids(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
     def _variants(self, candidate: str) -> list[list[int]]:
         return token_variants(candidate, lambda text: self.tokenizer.encode(text, add_special_tokens=False))
 
@@ -292,30 +303,40 @@ class HFModel(Model):
 
     @torch.inference_mode()
     def _score_texts_one(self, request: TextScoreRequest) -> TextScoreResult:
-        """Every candidate's tokens after the prompt, `batch_size` candidates per forward pass."""
+        """Every candidate's tokens after the prompt and reply prefix, `batch_size` candidates per
+        forward pass. Each candidate is tokenized together with the text before it, as the model
+        would have written it: "Answer: " + "a" is "Answer:" + " a", not "Answer: " + "a". Where a
+        candidate merges with the end of the prefix, every candidate is scored from the last token
+        boundary all of them share, so their probabilities stay comparable."""
         started = time.perf_counter()
-        enc = self._encode([request.messages], prefixes=[request.prefix])
-        prompt = enc["input_ids"][0][enc["attention_mask"][0].bool()]
-        token_ids = {c: self.tokenizer.encode(c, add_special_tokens=False) for c in request.candidates}
-        # An empty candidate is the certain event (every reply starts with it), and has no tokens to run.
-        logprobs = {c: 0.0 for c, ids in token_ids.items() if not ids}
-        todo = [c for c, ids in token_ids.items() if ids]
+        text = self._encode_texts([request.messages], [request.prefix])[0]
+        base = self._token_ids(text)
+        full = {c: self._token_ids(text + c) for c in request.candidates}
+        shared = min((_common_length(base, ids) for ids in full.values()), default=len(base))
+        prompt = torch.tensor(base[:shared], device=self.device)
+        tails = {c: ids[shared:] for c, ids in full.items()}
+        # An empty tail is the certain event (every reply starts with it), and has no tokens to run.
+        logprobs = {c: 0.0 for c, ids in tails.items() if not ids}
+        todo = [c for c, ids in tails.items() if ids]
         for start in range(0, len(todo), self.batch_size):
             chunk = todo[start : start + self.batch_size]
-            scored = self._continuation_logprob(prompt, [token_ids[c] for c in chunk], request.temperature)
+            scored = self._continuation_logprob(prompt, [tails[c] for c in chunk], request.temperature)
             logprobs |= {c: lp for c, (lp, _) in zip(chunk, scored)}
         return TextScoreResult(request.key, {c: logprobs[c] for c in request.candidates},
-                               time.perf_counter() - started, len(prompt))
+                               time.perf_counter() - started, len(base))
 
     def _fp32_logits(self, ids: torch.Tensor, mask: torch.Tensor, keep: int) -> np.ndarray:
         """Logits of the last `keep` positions, (batch, keep, vocab), computed in fp32."""
         head = self.model.get_output_embeddings()
         captured: list[torch.Tensor] = []
-        hook = head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
-        try:
-            self.model(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), **{_KEEP_KW: keep})
-        finally:
-            hook.remove()
+        # The hook sits on the shared head: another thread's forward pass in the meantime would
+        # add its hidden state to `captured` (seen with Concordia, which calls from a thread pool).
+        with self._head_lock:
+            hook = head.register_forward_hook(lambda module, args, output: captured.append(args[0]))
+            try:
+                self.model(input_ids=ids, attention_mask=mask, position_ids=self._positions(mask), **{_KEEP_KW: keep})
+            finally:
+                hook.remove()
         hidden = captured[-1][:, -keep:, :].float()
         logits = hidden @ self._head_weight_fp32().T
         if getattr(head, "bias", None) is not None:
@@ -382,6 +403,16 @@ class HFModel(Model):
 
     def close(self) -> None:
         del self.model
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading tokens `a` and `b` share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
 
 
 @dataclass

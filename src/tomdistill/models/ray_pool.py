@@ -47,8 +47,8 @@ class _Replica:
             torch.set_num_threads(threads)
         self.model = build(spec, options)
 
-    def describe(self) -> tuple[ModelInfo, int]:
-        return self.model.info(), self.model.batch_size
+    def describe(self) -> tuple[ModelInfo, int, bool]:
+        return self.model.info(), self.model.batch_size, self.model.reply_prefixes
 
     def generate(self, requests: list[GenRequest], settings: SamplingSettings) -> list[GenResult]:
         return list(self.model.generate(requests, settings))
@@ -85,7 +85,7 @@ class RayPool(Model):
         remote = ray.remote(num_cpus=cpus, num_gpus=options.gpus_per_replica)(_Replica)
         self._actors = [remote.remote(build, spec, inner, int(cpus)) for _ in range(options.replicas)]
         described = [self._get(a.describe.remote()) for a in self._actors]
-        self._info, batch = described[0][0], described[0][1]
+        self._info, batch, self.reply_prefixes = described[0]
         self.batch_size = batch * len(self._actors)
         self._piece = max(1, batch)
 
