@@ -14,8 +14,8 @@ instruction-tuned student gets the document as a user message under a short inst
 continue it (`CONTINUE_INSTRUCTION`), and that last line as the start of its own reply, where
 the backend allows a reply prefix (hf and the default models). The reply start matters: in
 examples/concordia_dilemma.py the default student's replies began with one of the option letters
-with probability under 1% when the whole prompt was the user message, and about 80% with the last
-line as the reply start (measured 2026-12-07; README "In Concordia"). What the student learnt
+with probability under 1% when the whole prompt was the user message, and 75-82% with the last
+line as the reply start (measured 2026-12-08; README "In Concordia"). What the student learnt
 from tomdistill's own scenarios carries over only as far as it generalises to Concordia's
 wording: put the same student through `tomdistill evaluate` for the numbers that say how it decides.
 
