@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from ..ask import Opened, Question, model_options, open_model, sample_answers, score_answers
 from ..errors import TomdistillError
-from ..models.base import MODES, Model, ModelOptions, SamplingSettings, draw_index
+from ..models.base import MODES, Model, ModelOptions, SamplingSettings, seeded_index
 from ..scenarios import Scenario
 from ..scenarios.custom import resolve_scenario
 from ..scenarios.protocols import PROTOCOLS, reason_first
@@ -64,8 +64,7 @@ def draw(probabilities: dict[str, float], seed: int) -> str | None:
     (the backend applies it: one place); at temperature 0 they put 1 on the likeliest action."""
     if not probabilities or sum(probabilities.values()) <= 0:
         return None
-    keys, weights = list(probabilities), list(probabilities.values())
-    return keys[draw_index(weights, random.Random(seed).random() * sum(weights))]
+    return list(probabilities)[seeded_index(list(probabilities.values()), seed)]
 
 
 def fresh_seed() -> int:

@@ -17,7 +17,7 @@ from ..scenarios import Scenario
 from ..scenarios.custom import resolve_scenario
 from ..scenarios.render import PastRound
 from ..scenarios.spec import MatrixGame
-from .agent import AgentDecision
+from .agent import AgentDecision, fresh_seed
 
 
 class Player(Protocol):
@@ -57,7 +57,7 @@ class Strategy:
             game = resolve_scenario(scenario).game
             if not isinstance(game, MatrixGame):
                 raise TomdistillError(f"strategy '{self.name}' plays two-player matrix games only, not '{game.id}'")
-            seed = random.SystemRandom().randrange(2**31) if seed is None else seed
+            seed = fresh_seed() if seed is None else seed
             action = self.choose(game, history or [], random.Random(seed))
             out.append(AgentDecision(action=action, seed=seed))
         return out

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import threading
 import time
 from collections import Counter
@@ -42,7 +41,7 @@ from concordia.language_model import language_model
 from pydantic import ValidationError
 
 from ..agents.agent import Agent, fresh_seed
-from ..models.base import GenRequest, SamplingSettings, TextScoreRequest, check_seed, draw_index
+from ..models.base import GenRequest, SamplingSettings, TextScoreRequest, check_seed, seeded_index
 from ..situations import ChatMessage
 from .prompting import (
     as_seed,
@@ -123,7 +122,7 @@ class AgentLanguageModel(language_model.LanguageModel):
             if start != written and raw.startswith(start[len(written):]):
                 raw = raw[len(start) - len(written):]
             text = cut_at_terminators(raw, terminators)
-            self._record("text", prompt, started, seed=seed, settings=settings.model_dump(), raw=result.text,
+            self._record("text", prompt, start, started, seed=seed, settings=settings.model_dump(), raw=result.text,
                          reply=text, ignored={"top_k": top_k} if top_k is not None else {})
         return text
 
@@ -144,9 +143,9 @@ class AgentLanguageModel(language_model.LanguageModel):
             weights = response_weights(responses, probs)
             if sum(weights) <= 0:
                 raise language_model.InvalidResponseError(f"the model gives no probability to any of {responses}")
-            index = draw_index(weights, self._uniform(seed) * sum(weights))
+            index = seeded_index(weights, seed)
             info = {"probabilities": probs, "valid_mass": mass, "temperature": self.choice_temperature, "seed": seed}
-            self._record("choice", prompt, started, responses=responses, choice=responses[index], **info)
+            self._record("choice", prompt, start, started, responses=responses, choice=responses[index], **info)
         return index, responses[index], info
 
     # --- helpers ---------------------------------------------------------------------------------
@@ -163,14 +162,10 @@ class AgentLanguageModel(language_model.LanguageModel):
         self._asked[prompt] += 1
         return call_seed(self.seed, prompt, occurrence) if seed is None else check_seed(as_seed(seed))
 
-    @staticmethod
-    def _uniform(seed: int) -> float:
-        return random.Random(seed).random()
-
-    def _record(self, kind: str, prompt: str, started: float, **details: Any) -> None:
+    def _record(self, kind: str, prompt: str, reply_start: str, started: float, **details: Any) -> None:
         self.calls.append({"kind": kind, "latency_s": round(time.perf_counter() - started, 4),
                            "prompt_sha256": hashlib.sha256(prompt.encode()).hexdigest(), "prompt": prompt,
-                           "system": self.system, "reply_start": self._frame(prompt)[1], "model": self.agent.source,
+                           "system": self.system, "reply_start": reply_start, "model": self.agent.source,
                            **details})
 
     def write_calls(self, path: str | Path) -> Path:

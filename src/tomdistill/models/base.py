@@ -9,6 +9,7 @@ backend subclasses `Model` here and adds one row to the registry's table.
 from __future__ import annotations
 
 import math
+import random
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -223,6 +224,11 @@ def draw_index(weights: Sequence[float], point: float) -> int:
     return max(i for i, w in enumerate(weights) if w > 0)
 
 
+def seeded_index(weights: Sequence[float], seed: int) -> int:
+    """The option a uniform draw from `random.Random(seed)` picks among `weights` (total > 0)."""
+    return draw_index(weights, random.Random(seed).random() * sum(weights))
+
+
 def prompt_key(messages: Sequence[ChatMessage]) -> str:
     """One string per distinct conversation, for grouping the samples that share a prompt."""
     return "\x00".join(f"{m['role']}\x01{m['content']}" for m in messages)
@@ -335,18 +341,14 @@ def renormalise(raw: Mapping[str, float], temperature: float = 1.0) -> tuple[dic
     return {c: (p / mass if mass > 0 else 0.0) for c, p in kept.items()}, min(mass, 1.0)
 
 
-def text_choice_probs(logprobs: Mapping[str, float], temperature: float = 1.0) -> dict[str, float]:
+def text_choice_probs(logprobs: Mapping[str, float]) -> dict[str, float]:
     """Probabilities over candidate texts from their whole-sequence log-probs (`score_texts`),
-    renormalised over the candidates: all 0.0 when none is possible, and at temperature 0 all on
-    the likeliest (ties go to the first). Checked like every score: no NaN or positive log-prob
-    becomes a probability."""
+    renormalised over the candidates: all 0.0 when none is possible. Checked like every score:
+    no NaN or positive log-prob becomes a probability."""
     checked = {c: checked_logprob(lp) for c, lp in logprobs.items()}
     if not checked or max(checked.values()) == -math.inf:
         return dict.fromkeys(checked, 0.0)
     top = max(checked.values())
-    if temperature == 0:
-        best = next(c for c, lp in checked.items() if lp == top)
-        return {c: float(c == best) for c in checked}
     # Shifted by the largest before exp(): long candidates have log-probs far below exp()'s range.
     weights = {c: math.exp(lp - top) for c, lp in checked.items()}
     total = sum(weights.values())

@@ -276,7 +276,7 @@ class HFModel(Model):
         return self.tokenizer(text, add_special_tokens=False)["input_ids"]
 
     def _variants(self, candidate: str) -> list[list[int]]:
-        return token_variants(candidate, lambda text: self.tokenizer.encode(text, add_special_tokens=False))
+        return token_variants(candidate, self._token_ids)
 
     @torch.inference_mode()
     def _score_batch(self, batch: Sequence[ScoreRequest]) -> list[ScoreResult]:
