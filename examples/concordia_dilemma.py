@@ -17,7 +17,8 @@ past its round count in our trials, and a social dilemma needs simultaneous, pri
     python examples/concordia_dilemma.py --agent runs/<run>/adapter --rounds 3 --out concordia-game
 
 Writes game.json (what each player thought, picked, with what probability, and got) and calls.jsonl
-(every model call: prompt, seed, settings, reply or probabilities) under --out.
+(every model call: prompt, seed, settings, reply or probabilities) under --out: a new folder, or
+one this example wrote before (replaced); a folder holding anything else is refused.
 """
 
 from __future__ import annotations
@@ -36,12 +37,15 @@ from concordia.associative_memory import basic_associative_memory
 from concordia.prefabs.entity import minimal
 from concordia.typing import entity as entity_lib
 
+from tomdistill.errors import TomdistillError
 from tomdistill.integrations.concordia_lm import AgentLanguageModel
+from tomdistill.outdirs import check_dir, replace_owned_dir
 from tomdistill.scenarios.custom import resolve_scenario
 from tomdistill.scenarios.render import num, situation_text
 from tomdistill.scenarios.spec import MatrixGame
 
 NAMES = ("Alice", "Bob")
+OUT_KIND = "concordia-game"  # the marker kind of the --out folders this example writes
 THOUGHT = entity_lib.free_action_spec(
     call_to_action="Before picking, what does {name} think about the choice? One short sentence.", tag="thought")
 
@@ -140,11 +144,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out", type=Path, default=Path("concordia-game"))
     args = parser.parse_args(argv)
     playable(args.scenario)  # before the model loads
+    try:  # a folder with someone else's files in it is refused before the game, not overwritten after it
+        check_dir(args.out, OUT_KIND)
+    except TomdistillError as exc:
+        raise SystemExit(str(exc)) from None
     with AgentLanguageModel(args.agent, seed=args.seed, max_tokens=args.max_tokens) as lm:
         record = play(lm, args.scenario, args.rounds, think=not args.no_thoughts)
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "game.json").write_text(json.dumps(record, indent=2) + "\n")
-        lm.write_calls(args.out / "calls.jsonl")
+        out = replace_owned_dir(args.out, OUT_KIND)
+        (out / "game.json").write_text(json.dumps(record, indent=2) + "\n")
+        lm.write_calls(out / "calls.jsonl")
     for r in record["rounds"]:
         for name in NAMES:
             p = r["probabilities"][name][r["picks"][name]]

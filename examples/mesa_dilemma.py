@@ -26,6 +26,8 @@ from mesa.discrete_space import CellAgent, OrthogonalMooreGrid
 
 from tomdistill.agents import Agent
 from tomdistill.agents.play import load_players
+from tomdistill.errors import TomdistillError
+from tomdistill.outdirs import check_new_file
 from tomdistill.scenarios.custom import resolve_scenario
 from tomdistill.scenarios.render import PastRound
 
@@ -115,7 +117,7 @@ def plot(model: DilemmaGrid, out: Path, title: str) -> Path:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--agent", default="planted:default",
                         help="policy table folder, agent/adapter folder, model spec or strategy (as for tomdistill play)")
@@ -125,7 +127,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--mode", default="score", help="for model specs and adapter folders: score or sample")
     parser.add_argument("--out", type=Path, default=Path("mesa-grid.png"))
-    args = parser.parse_args()
+    parser.add_argument("--force", action="store_true", help="replace an existing --out file")
+    args = parser.parse_args(argv)
+    try:  # checked before the run, so an existing picture is refused rather than overwritten
+        check_new_file(args.out, force=args.force)
+    except TomdistillError as exc:
+        raise SystemExit(str(exc)) from None
     (player,) = load_players([args.agent], mode=args.mode).values()
     model = run(player, args.scenario, args.size, args.steps, args.seed)
     kind = "agent" if isinstance(player, Agent) else type(player).__name__

@@ -235,6 +235,21 @@ def test_the_example_game_keeps_picks_private_and_pays_the_games_payoffs(tmp_pat
     assert [r["picks"] for r in again["rounds"]] == [r["picks"] for r in record["rounds"]]
 
 
+def test_the_example_refuses_a_folder_of_someone_elses_files_and_replaces_its_own(tmp_path) -> None:
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "game.json").write_text("my notes")
+    args = ["--agent", "mock:rate=0.5", "--rounds", "1"]
+    with pytest.raises(SystemExit, match="tomdistill did not write it"):
+        _example().main([*args, "--out", str(theirs)])
+    assert (theirs / "game.json").read_text() == "my notes" and len(list(theirs.iterdir())) == 1
+    ours = tmp_path / "ours"
+    _example().main([*args, "--out", str(ours)])
+    (ours / "stale.txt").write_text("left from an older game")
+    _example().main([*args, "--out", str(ours)])  # its own folder: replaced whole
+    assert not (ours / "stale.txt").exists() and (ours / "game.json").is_file()
+
+
 @pytest.mark.e2e
 def test_the_default_student_scores_whole_texts_as_its_own_forward_pass_does() -> None:
     """Each response is scored as the tokens the model would write after the reply start, all of

@@ -58,3 +58,14 @@ def test_a_policy_table_runs_the_grid_and_draws_a_plot(example, tmp_path) -> Non
     assert series == list(again.datacollector.get_model_vars_dataframe()["cooperation"])  # seeded
     out = example.plot(model, tmp_path / "grid.png", "test")
     assert out.stat().st_size > 5_000
+
+
+def test_the_command_refuses_to_overwrite_a_picture_unless_forced(example, tmp_path) -> None:
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"a user's picture")
+    args = ["--agent", "always-D", "--size", "3", "--steps", "1", "--out", str(mine)]
+    with pytest.raises(SystemExit, match="does not overwrite"):
+        example.main(args)
+    assert mine.read_bytes() == b"a user's picture"
+    example.main([*args, "--force"])
+    assert mine.read_bytes().startswith(b"\x89PNG")
